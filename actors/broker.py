@@ -1,0 +1,151 @@
+"""Broker setup: the one entry point that wires workers (`dramatiq actors.broker:setup`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from actors import cleanup, scan, verification
+from actors.dispatch import DramatiqDispatcher
+from actors.heartbeat import WorkerHeartbeat
+from actors.services import WorkerServices
+from actors.tracking import JobTracking
+from service.blobs import LocalBlobStore
+from service.db import create_db_engine, create_session_factory
+from service.domain.clock import new_id, utcnow
+from service.domain.queues import SCAN_ASSET
+from service.domain.verification import ReleasePolicy, VerdictRules
+from service.inspection import build_inspector
+from service.models import Job
+from service.observability.logs import configure_logging
+from service.observability.sentry import init_sentry, report_final_failure
+from service.observability.worker_metrics import WorkerMetrics
+from service.scanning.address import ClamdAddress
+from service.scanning.clamd import ClamdScanner
+from service.settings import Settings
+from service.verification.license_keys import LicenseKeyVault
+
+log = logging.getLogger(__name__)
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+    )
+
+
+def build_broker(settings: Settings, extra_middleware: list[Any] | None = None) -> RedisBroker:
+    """A Redis broker with retry and time-limit middleware, plus the project's own."""
+    middleware = [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(
+            max_retries=settings.max_retries,
+            min_backoff=settings.min_backoff_ms,
+            max_backoff=settings.max_backoff_ms,
+        ),
+        CurrentMessage(),
+        *(extra_middleware or []),
+    ]
+    return RedisBroker(
+        client=redis_client(settings),
+        middleware=middleware,
+        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+    )
+
+
+def build_services(
+    settings: Settings, broker: dramatiq.Broker, metrics: WorkerMetrics
+) -> WorkerServices:
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    thresholds = settings.thresholds()
+    blobs = LocalBlobStore(settings.blob_dir, settings.quarantine_dir)
+    vault = LicenseKeyVault(settings.license_key_secret.encode())
+    return WorkerServices(
+        settings=settings,
+        sessions=sessions,
+        blobs=blobs,
+        scanner=ClamdScanner(
+            ClamdAddress.parse(settings.clamd_address), timeout_s=settings.scan_timeout_s
+        ),
+        inspect=build_inspector(blobs, vault, thresholds),
+        rules=VerdictRules(
+            thresholds=thresholds,
+            release=ReleasePolicy.from_hours(
+                settings.auto_release_hours, settings.auto_release_hours_digital
+            ),
+        ),
+        dispatcher=DramatiqDispatcher(broker),
+        metrics=metrics,
+        clock=utcnow,
+        ids=new_id,
+    )
+
+
+def register_actors(broker: dramatiq.Broker, services: WorkerServices) -> None:
+    verification.register(broker, services)
+    scan.register(broker, services)
+    cleanup.register(broker, services)
+
+
+class FinalFailureReporter:
+    """Called once per job that is FAILED or DEAD: metrics, compensation, Sentry."""
+
+    def __init__(self) -> None:
+        self.services: WorkerServices | None = None
+
+    def __call__(self, message: Any, job: Job, error: BaseException | None) -> None:
+        services = self.services
+        if services is None:
+            return
+        services.metrics.final_failures.labels(job.actor_name, job.queue_name).inc()
+        if job.actor_name == SCAN_ASSET.actor_name:
+            scan.give_up_scan(services, job.subject_id, f"scan failed: {job.last_error}")
+        report_final_failure(
+            job_id=job.id,
+            actor=job.actor_name,
+            queue=job.queue_name,
+            rift_id=job.rift_id,
+            attempts=job.attempts,
+            error=error,
+            reason=job.last_error or job.state.value,
+        )
+
+
+def setup(settings: Settings | None = None, *, prometheus: bool = True) -> RedisBroker:
+    """Wire a worker process: settings, logging, Sentry, broker, middleware, actors."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_format)
+    init_sentry(settings, "worker")
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    reporter = FinalFailureReporter()
+    extra: list[Any] = [
+        JobTracking(sessions, utcnow, on_final_failure=reporter),
+        WorkerHeartbeat(redis_client(settings)),
+    ]
+    if prometheus:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        extra.append(Prometheus())
+    broker = build_broker(settings, extra)
+    dramatiq.set_broker(broker)
+    services = build_services(settings, broker, WorkerMetrics())
+    reporter.services = services
+    register_actors(broker, services)
+    return broker

@@ -1,0 +1,43 @@
+"""The broker side of the outbox: a job record becomes a Dramatiq message with the job's id."""
+
+from __future__ import annotations
+
+import dramatiq
+import redis
+
+from service.domain.jobs import BrokerUnavailable
+from service.models import Job
+
+
+class DramatiqDispatcher:
+    """Send job records as messages; the message id is the job id, so hooks find the record."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def dispatch(self, job: Job) -> None:
+        message: dramatiq.Message[object] = dramatiq.Message(
+            queue_name=job.queue_name,
+            actor_name=job.actor_name,
+            args=(job.subject_id,),
+            kwargs={},
+            options={},
+            message_id=job.id,
+        )
+        try:
+            self.broker.enqueue(message)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+
+
+class RedisProbe:
+    """Answer readiness checks: is the broker's Redis reachable right now?"""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False

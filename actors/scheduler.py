@@ -1,0 +1,116 @@
+"""The scheduler process: periodic upkeep and the metrics collector (`python -m actors.scheduler`).
+
+Both are singletons by nature (one relay, one sweep, one collector per deployment), so they
+share one small process instead of costing two.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import FrameType
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from actors.broker import build_broker, redis_client
+from actors.collector import RiftCollector
+from actors.dispatch import DramatiqDispatcher
+from actors.queue_stats import RedisQueueStats
+from service.blobs import LocalBlobStore
+from service.db import create_db_engine, create_session_factory
+from service.domain.clock import utcnow
+from service.domain.jobs import relay_outbox
+from service.domain.queues import QUEUE_NAMES
+from service.domain.retention import RetentionPolicy, count_stuck_jobs, sweep
+from service.observability.logs import configure_logging
+from service.observability.sentry import init_sentry
+from service.scanning.address import ClamdAddress
+from service.scanning.clamd import ClamdScanner
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 3600.0
+STUCK_CHECK_INTERVAL_S = 60.0
+
+
+@dataclass
+class PeriodicTask:
+    name: str
+    interval_s: float
+    run: Callable[[], object]
+    next_run: float = 0.0
+
+
+def run_periodic(
+    tasks: Sequence[PeriodicTask],
+    stop: threading.Event,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> None:
+    """Run each task every interval until stop is set; a failing task never stops the loop."""
+    while not stop.is_set():
+        now = monotonic()
+        for task in tasks:
+            if now < task.next_run:
+                continue
+            try:
+                task.run()
+            except Exception:
+                log.exception("periodic task failed", extra={"task": task.name})
+            task.next_run = monotonic() + task.interval_s
+        wait = min(t.next_run for t in tasks) - monotonic()
+        stop.wait(max(wait, 0.01))
+
+
+def main(settings: Settings | None = None, *, collector_port: int | None = None) -> None:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_format)
+    init_sentry(settings, "scheduler")
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    blobs = LocalBlobStore(settings.blob_dir, settings.quarantine_dir)
+    dispatcher = DramatiqDispatcher(build_broker(settings))
+    scanner = ClamdScanner(ClamdAddress.parse(settings.clamd_address), timeout_s=2.0)
+    policy = RetentionPolicy(
+        job_records=timedelta(days=settings.job_retention_days),
+        quarantine=timedelta(days=settings.quarantine_retention_days),
+    )
+
+    registry = CollectorRegistry()
+    registry.register(
+        RiftCollector(
+            RedisQueueStats(redis_client(settings), QUEUE_NAMES), sessions, scanner, utcnow
+        )
+    )
+    port = collector_port or settings.collector_port
+    start_http_server(port, addr=settings.collector_host, registry=registry)
+    log.info("collector listening", extra={"port": port})
+
+    grace = timedelta(seconds=settings.relay_grace_s)
+    tasks = [
+        PeriodicTask(
+            "relay",
+            settings.relay_interval_s,
+            lambda: relay_outbox(sessions, dispatcher, utcnow, grace),
+        ),
+        PeriodicTask(
+            "retention", SWEEP_INTERVAL_S, lambda: sweep(sessions, blobs, policy, utcnow())
+        ),
+        PeriodicTask("stuck", STUCK_CHECK_INTERVAL_S, lambda: count_stuck_jobs(sessions, utcnow())),
+    ]
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    run_periodic(tasks, stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Rift's monitoring as code: dashboards, Prometheus scrape config and alert rules."""

@@ -1,0 +1,71 @@
+"""The app factory: every route and its injected dependencies, wired in one place."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import falcon
+import structlog
+
+from service.api.context import ApiContext
+from service.api.errors import handle_domain_error, serialize_http_error
+from service.api.metrics import ApiMetrics, MetricsMiddleware, MetricsResource
+from service.api.resources.health import Liveness, Readiness
+from service.api.resources.jobs import (
+    AdminJobCollection,
+    AdminJobRetry,
+    AdminQueues,
+    JobItem,
+    QueueStats,
+)
+from service.api.resources.proofs import ProofCollection, VerificationStatus
+from service.api.resources.rifts import RiftCollection, RiftEvents, RiftItem, RiftTransitions
+from service.domain.errors import DomainError
+
+MAX_REQUEST_ID_CHARS = 64
+
+
+class RequestIdMiddleware:
+    """Tag every log line of a request with its id, and echo the id to the caller."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        incoming = req.get_header("X-Request-ID") or ""
+        request_id = (
+            incoming[:MAX_REQUEST_ID_CHARS]
+            if incoming.isprintable() and incoming
+            else uuid.uuid4().hex
+        )
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        resp.set_header("X-Request-ID", request_id)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        structlog.contextvars.clear_contextvars()
+
+
+def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats) -> falcon.App:
+    """Build the WSGI app from its dependencies."""
+    app = falcon.App(middleware=[RequestIdMiddleware(), MetricsMiddleware(metrics)])
+    app.req_options.strip_url_path_trailing_slash = True
+    multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART]
+    multipart.parse_options.max_body_part_count = ctx.settings.max_files_per_proof + 8
+    app.add_error_handler(DomainError, handle_domain_error)
+    app.set_error_serializer(serialize_http_error)
+
+    app.add_route("/healthz", Liveness())
+    app.add_route("/readyz", Readiness(ctx))
+    app.add_route("/metrics", MetricsResource(metrics))
+    app.add_route("/api/rifts", RiftCollection(ctx))
+    app.add_route("/api/rifts/{rift_id}", RiftItem(ctx))
+    app.add_route("/api/rifts/{rift_id}/transitions", RiftTransitions(ctx))
+    app.add_route("/api/rifts/{rift_id}/events", RiftEvents(ctx))
+    app.add_route("/api/rifts/{rift_id}/proofs", ProofCollection(ctx, metrics))
+    app.add_route("/api/rifts/{rift_id}/verification-status", VerificationStatus(ctx))
+    app.add_route("/api/jobs/{job_id}", JobItem(ctx))
+    app.add_route("/api/admin/jobs", AdminJobCollection(ctx))
+    app.add_route("/api/admin/jobs/{job_id}/retry", AdminJobRetry(ctx))
+    app.add_route("/api/admin/queues", AdminQueues(ctx, queue_stats))
+    return app

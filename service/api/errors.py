@@ -1,0 +1,51 @@
+"""The one place domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from service.domain import errors
+
+STATUS_BY_ERROR: dict[type[errors.DomainError], str] = {
+    errors.Unauthenticated: falcon.HTTP_401,
+    errors.Forbidden: falcon.HTTP_403,
+    errors.NotFound: falcon.HTTP_404,
+    errors.InvalidInput: falcon.HTTP_422,
+    errors.PayloadTooLarge: falcon.HTTP_413,
+    errors.UnsupportedMediaType: falcon.HTTP_415,
+    errors.TransitionNotAllowed: falcon.HTTP_409,
+    errors.VersionConflict: falcon.HTTP_409,
+    errors.IdempotencyKeyReused: falcon.HTTP_422,
+    errors.JobNotRetryable: falcon.HTTP_409,
+}
+
+
+def handle_domain_error(
+    req: falcon.Request, resp: falcon.Response, error: errors.DomainError, params: Any
+) -> None:
+    """Render a domain error as JSON with a status that names its class of mistake."""
+    status = next(
+        (s for cls, s in STATUS_BY_ERROR.items() if isinstance(error, cls)), falcon.HTTP_400
+    )
+    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    if isinstance(error, errors.InvalidInput) and error.field:
+        body["field"] = error.field
+    if isinstance(error, errors.TransitionNotAllowed):
+        body["allowed"] = error.allowed
+    if isinstance(error, errors.Unauthenticated):
+        resp.append_header("WWW-Authenticate", 'Bearer realm="rift"')
+    resp.status = status
+    resp.media = body
+
+
+def serialize_http_error(
+    req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError
+) -> None:
+    """Render Falcon's own errors (bad JSON, unknown route) in the same JSON shape."""
+    resp.content_type = falcon.MEDIA_JSON
+    resp.media = {
+        "error": (exception.title or "error").lower().replace(" ", "_"),
+        "message": exception.description or exception.title or "request failed",
+    }

@@ -1,0 +1,120 @@
+"""Rifts: create, read, transition, and the event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+from sqlalchemy import select
+
+from service.api.context import ApiContext
+from service.api.views import event_view, rift_view
+from service.db import transaction
+from service.domain.errors import InvalidInput
+from service.domain.jobs import dispatch_jobs
+from service.domain.rifts import NewRift, create_rift, load_rift, request_transition
+from service.models import ItemType, RiftEvent, RiftStatus
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidInput(f"{name} is required", field=name)
+        return None
+    # bool is an int in Python; an amount or score of `true` is a client bug.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidInput(f"{name} must be a {kind.__name__}", field=name)
+    return value
+
+
+def _enum_field(body: dict[str, Any], name: str, enum_type: type[Any]) -> Any:
+    raw = _field(body, name, str)
+    try:
+        return enum_type(raw)
+    except ValueError:
+        names = ", ".join(m.value for m in enum_type)
+        raise InvalidInput(f"{name} must be one of: {names}", field=name) from None
+
+
+def json_body(req: falcon.Request) -> dict[str, Any]:
+    body = req.get_media(default_when_empty=None)
+    if not isinstance(body, dict):
+        raise InvalidInput("send a JSON object")
+    return body
+
+
+class RiftCollection:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        user = self.ctx.user(req)
+        body = json_body(req)
+        spec = NewRift(
+            title=_field(body, "title", str),
+            item_type=_enum_field(body, "item_type", ItemType),
+            seller_id=_field(body, "seller_id", str),
+            subtotal_minor=_field(body, "subtotal", int),
+            currency=_field(body, "currency", str),
+            risk_score=_field(body, "risk_score", int, required=False) or 0,
+            requires_manual_review=bool(
+                _field(body, "requires_manual_review", bool, required=False)
+            ),
+        )
+        with transaction(self.ctx.sessions) as session:
+            rift = create_rift(session, user, spec, now=self.ctx.clock(), ids=self.ctx.ids)
+            view = rift_view(rift)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/rifts/{view['id']}"
+        resp.media = view
+
+
+class RiftItem:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, rift_id: str) -> None:
+        user = self.ctx.user(req)
+        with self.ctx.sessions() as session:
+            resp.media = rift_view(load_rift(session, rift_id, user))
+
+
+class RiftTransitions:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, rift_id: str) -> None:
+        user = self.ctx.user(req)
+        body = json_body(req)
+        target = _enum_field(body, "to", RiftStatus)
+        expected_version = _field(body, "version", int, required=False)
+        reason = _field(body, "reason", str, required=False) or "requested over the API"
+        with transaction(self.ctx.sessions) as session:
+            rift, jobs = request_transition(
+                session,
+                rift_id,
+                user,
+                target,
+                expected_version=expected_version,
+                reason=reason[:500],
+                now=self.ctx.clock(),
+                ids=self.ctx.ids,
+            )
+            view = rift_view(rift)
+        dispatch_jobs(self.ctx.sessions, self.ctx.dispatcher, jobs, self.ctx.clock)
+        resp.media = view
+
+
+class RiftEvents:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, rift_id: str) -> None:
+        user = self.ctx.user(req)
+        with self.ctx.sessions() as session:
+            load_rift(session, rift_id, user)
+            events = session.scalars(
+                select(RiftEvent).where(RiftEvent.rift_id == rift_id).order_by(RiftEvent.id)
+            )
+            resp.media = {"rift_id": rift_id, "events": [event_view(e) for e in events]}

@@ -1,0 +1,145 @@
+"""Blob storage behind a small interface: streamed writes, hashed on the way in."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from service.domain.errors import PayloadTooLarge
+
+SNIFF_HEAD_BYTES = 8192
+TEMP_SUFFIX = ".partial"
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    key: str
+    size_bytes: int
+    sha256: str
+    head: bytes  # the first bytes, for type sniffing without another read
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    modified_at: datetime
+
+
+class BlobStore(Protocol):
+    """Where proof files live; an S3-compatible store implements the same five calls."""
+
+    def write(self, chunks: Iterable[bytes], *, max_bytes: int, label: str) -> StoredBlob: ...
+
+    def local_path(self, key: str) -> AbstractContextManager[Path]: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def quarantine(self, key: str) -> bool: ...
+
+    def list_blobs(self) -> Iterator[BlobInfo]: ...
+
+    def list_quarantined(self) -> Iterator[BlobInfo]: ...
+
+    def delete_quarantined(self, key: str) -> bool: ...
+
+
+class LocalBlobStore:
+    """Blobs as files under one directory; quarantine is a sibling nothing serves."""
+
+    def __init__(self, root: Path, quarantine_root: Path) -> None:
+        self.root = root
+        self.quarantine_root = quarantine_root
+        root.mkdir(parents=True, exist_ok=True)
+        quarantine_root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str, root: Path | None = None) -> Path:
+        base = root or self.root
+        path = (base / key).resolve()
+        if base.resolve() not in path.parents:
+            raise ValueError(f"storage key {key!r} escapes the blob directory")
+        return path
+
+    def write(self, chunks: Iterable[bytes], *, max_bytes: int, label: str) -> StoredBlob:
+        """Stream chunks to a new blob, hashing as they pass; over max_bytes is a 413."""
+        now = datetime.now(UTC)
+        key = f"{now:%Y/%m}/{uuid.uuid4().hex}"
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(final.name + TEMP_SUFFIX)
+        digest = hashlib.sha256()
+        head = bytearray()
+        size = 0
+        try:
+            with open(temp, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLarge(
+                            f"{label} is larger than the {max_bytes} byte limit; "
+                            "upload a smaller file"
+                        )
+                    digest.update(chunk)
+                    if len(head) < SNIFF_HEAD_BYTES:
+                        head += chunk[: SNIFF_HEAD_BYTES - len(head)]
+                    out.write(chunk)
+            # Rename last: a crash never leaves a half-written blob under a real key.
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return StoredBlob(key=key, size_bytes=size, sha256=digest.hexdigest(), head=bytes(head))
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        yield self._path(key)
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def quarantine(self, key: str) -> bool:
+        source = self._path(key)
+        target = self._path(key, self.quarantine_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.move(source, target)
+        except FileNotFoundError:
+            return target.exists()
+        return True
+
+    def _list(self, root: Path) -> Iterator[BlobInfo]:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.name.endswith(TEMP_SUFFIX):
+                yield BlobInfo(
+                    key=path.relative_to(root).as_posix(),
+                    modified_at=datetime.fromtimestamp(path.stat().st_mtime, UTC),
+                )
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        return self._list(self.root)
+
+    def list_quarantined(self) -> Iterator[BlobInfo]:
+        return self._list(self.quarantine_root)
+
+    def delete_quarantined(self, key: str) -> bool:
+        try:
+            self._path(key, self.quarantine_root).unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,193 @@
+"""Durable job records and the transactional outbox that hands them to the broker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service.db import SessionFactory, transaction
+from service.domain.clock import Clock, IdFactory
+from service.domain.errors import JobNotRetryable, NotFound
+from service.domain.queues import JobKind
+from service.models import FINAL_JOB_STATES, Job, JobState
+
+log = logging.getLogger(__name__)
+
+RELAY_BATCH_SIZE = 500
+ERROR_TEXT_MAX_CHARS = 2_000
+
+
+class PermanentJobError(Exception):
+    """A job that can never succeed (its subject is gone or invalid): fail it, don't retry."""
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not take the message; the job stays in the outbox."""
+
+
+class JobDispatcher(Protocol):
+    """Hands a job to the broker (implemented over Dramatiq in actors/dispatch.py)."""
+
+    def dispatch(self, job: Job) -> None: ...
+
+
+def new_job(
+    session: Session,
+    kind: JobKind,
+    *,
+    subject_id: str,
+    now: datetime,
+    ids: IdFactory,
+    rift_id: str | None = None,
+    proof_id: str | None = None,
+    requested_by: str | None = None,
+) -> Job:
+    """Add a PENDING, not-yet-dispatched job to the session's transaction."""
+    job = Job(
+        id=ids(),
+        actor_name=kind.actor_name,
+        queue_name=kind.queue_name,
+        subject_id=subject_id,
+        rift_id=rift_id,
+        proof_id=proof_id,
+        requested_by=requested_by,
+        state=JobState.PENDING,
+        attempts=0,
+        progress=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    return job
+
+
+def dispatch_jobs(
+    sessions: SessionFactory, dispatcher: JobDispatcher, jobs: Sequence[Job], clock: Clock
+) -> int:
+    """Hand committed jobs to the broker; a job the broker refuses stays for the relay."""
+    sent: list[str] = []
+    for job in jobs:
+        try:
+            dispatcher.dispatch(job)
+        except BrokerUnavailable as exc:
+            log.warning(
+                "broker unavailable; job left in outbox",
+                extra={"job_id": job.id, "error": str(exc)},
+            )
+            break
+        sent.append(job.id)
+    if sent:
+        with transaction(sessions) as session:
+            mark_dispatched(session, sent, clock())
+    return len(sent)
+
+
+def mark_dispatched(session: Session, job_ids: Sequence[str], now: datetime) -> None:
+    """Record that the broker has the jobs; never move a job that a worker already moved."""
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.dispatched_at.is_(None))
+        .values(dispatched_at=now)
+    )
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.state == JobState.PENDING)
+        .values(state=JobState.QUEUED, updated_at=now)
+    )
+
+
+def relay_outbox(
+    sessions: SessionFactory, dispatcher: JobDispatcher, clock: Clock, grace: timedelta
+) -> int:
+    """Dispatch jobs left undispatched for longer than grace; return how many went out."""
+    cutoff = clock() - grace
+    total = 0
+    while True:
+        with sessions() as session:
+            jobs = list(
+                session.scalars(
+                    select(Job)
+                    .where(Job.dispatched_at.is_(None), Job.created_at <= cutoff)
+                    .order_by(Job.created_at)
+                    .limit(RELAY_BATCH_SIZE)
+                )
+            )
+        if not jobs:
+            return total
+        sent = dispatch_jobs(sessions, dispatcher, jobs, clock)
+        total += sent
+        if sent < len(jobs):
+            return total
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    """Return the job record or raise NotFound."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def record_running(session: Session, job_id: str, now: datetime) -> Job | None:
+    """Mark a job RUNNING and count the attempt; None when no such job exists."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        return None
+    job.state = JobState.RUNNING
+    job.attempts += 1
+    job.started_at = job.started_at or now
+    job.dispatched_at = job.dispatched_at or now
+    job.updated_at = now
+    return job
+
+
+def record_outcome(
+    session: Session,
+    job_id: str,
+    state: JobState,
+    now: datetime,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Job | None:
+    """Store the outcome of one attempt."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        return None
+    job.state = state
+    job.updated_at = now
+    if error is not None:
+        job.last_error = error[:ERROR_TEXT_MAX_CHARS]
+    if state is JobState.SUCCEEDED:
+        job.result = result
+        job.progress = 100
+    if state in FINAL_JOB_STATES:
+        job.finished_at = now
+    return job
+
+
+def retry_job(session: Session, job_id: str, now: datetime) -> Job:
+    """Put a FAILED or DEAD job back in the outbox for another run (operator action)."""
+    job = get_job(session, job_id)
+    if job.state not in (JobState.FAILED, JobState.DEAD):
+        raise JobNotRetryable(
+            f"job {job_id} is {job.state.value}; only FAILED or DEAD jobs can be retried"
+        )
+    job.state = JobState.PENDING
+    job.dispatched_at = None
+    job.finished_at = None
+    job.updated_at = now
+    return job
+
+
+def count_jobs_by_state(session: Session) -> dict[tuple[str, str], int]:
+    """Count job records per (state, actor)."""
+    rows = session.execute(
+        select(Job.state, Job.actor_name, func.count()).group_by(Job.state, Job.actor_name)
+    )
+    return {(state.value, actor): count for state, actor, count in rows}

@@ -1,0 +1,246 @@
+"""Proof submission: one transaction for the proof, its assets, its jobs and the transition."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.blobs import StoredBlob
+from service.domain.clock import IdFactory
+from service.domain.errors import Forbidden, IdempotencyKeyReused, InvalidInput
+from service.domain.jobs import new_job
+from service.domain.queues import SCAN_ASSET, VERIFY_PROOF
+from service.domain.rifts import load_rift, transition
+from service.domain.users import User
+from service.models import (
+    ActorRole,
+    Asset,
+    AssetType,
+    Job,
+    Proof,
+    RiftStatus,
+    ScanStatus,
+)
+
+MAX_FIELD_CHARS = {"license_key": 1_000, "tracking_number": 200, "url": 2_048, "text": 20_000}
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+
+
+class KeySealer(Protocol):
+    """Encrypts license keys at rest and fingerprints them for reuse detection."""
+
+    def encrypt(self, key: str) -> bytes: ...
+
+    def fingerprint(self, key: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    blob: StoredBlob
+    original_name: str
+    declared_mime: str | None
+    sniffed_mime: str
+
+
+@dataclass(frozen=True)
+class ProofSubmission:
+    files: Sequence[UploadedFile] = ()
+    license_key: str | None = None
+    tracking_number: str | None = None
+    url: str | None = None
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, limit in MAX_FIELD_CHARS.items():
+            value = getattr(self, name)
+            if value is not None and len(value) > limit:
+                raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
+        if not self.files and not any(
+            (self.license_key, self.tracking_number, self.url, self.text)
+        ):
+            raise InvalidInput(
+                "proof needs at least one of: files, license_key, tracking_number, url, text"
+            )
+
+    def fingerprint(self) -> str:
+        """Hash what was submitted, so a reused Idempotency-Key with other content is caught."""
+        canonical = {
+            "files": [[f.blob.sha256, f.original_name] for f in self.files],
+            "license_key": self.license_key,
+            "tracking_number": self.tracking_number,
+            "url": self.url,
+            "text": self.text,
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SubmissionReceipt:
+    proof: Proof
+    verification_job_id: str
+    asset_ids: list[str]
+    jobs: list[Job] = field(default_factory=list)
+    replayed: bool = False
+
+
+def find_replay(
+    session: Session, rift_id: str, idempotency_key: str, fingerprint: str
+) -> SubmissionReceipt | None:
+    """Return the earlier receipt for this Idempotency-Key, or None if there is none."""
+    proof = session.scalars(
+        select(Proof).where(Proof.rift_id == rift_id, Proof.idempotency_key == idempotency_key)
+    ).one_or_none()
+    if proof is None:
+        return None
+    if proof.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used for a different proof on this rift; "
+            "use a new key for a new submission"
+        )
+    return SubmissionReceipt(
+        proof=proof,
+        verification_job_id=proof.verification_job_id,
+        asset_ids=[asset.id for asset in proof.assets],
+        replayed=True,
+    )
+
+
+def submit_proof(
+    session: Session,
+    rift_id: str,
+    seller: User,
+    submission: ProofSubmission,
+    *,
+    idempotency_key: str | None,
+    sealer: KeySealer,
+    now: datetime,
+    ids: IdFactory,
+) -> SubmissionReceipt:
+    """Store a seller's proof and everything that follows from it, in the caller's transaction."""
+    rift = load_rift(session, rift_id, seller, for_update=True)
+    if seller.relation_to(rift) is not ActorRole.SELLER:
+        raise Forbidden("only the rift's seller can submit proof")
+    fingerprint = submission.fingerprint()
+    if idempotency_key is not None:
+        if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+            raise InvalidInput(
+                f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters",
+                field="Idempotency-Key",
+            )
+        replay = find_replay(session, rift_id, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+
+    transition(
+        session,
+        rift,
+        RiftStatus.PROOF_SUBMITTED,
+        role=ActorRole.SELLER,
+        actor_id=seller.id,
+        reason="seller submitted proof",
+        now=now,
+        ids=ids,
+    )
+    rift.proof_valid = None
+    rift.auto_release_at = None
+
+    proof = Proof(
+        id=ids(),
+        rift_id=rift.id,
+        submitted_by=seller.id,
+        submitted_at=now,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        verification_job_id="",
+    )
+    session.add(proof)
+    assets = _assets_for(proof, submission, sealer, now, ids)
+    session.add_all(assets)
+
+    verification = new_job(
+        session,
+        VERIFY_PROOF,
+        subject_id=proof.id,
+        rift_id=rift.id,
+        proof_id=proof.id,
+        requested_by=seller.id,
+        now=now,
+        ids=ids,
+    )
+    proof.verification_job_id = verification.id
+    jobs = [verification]
+    for asset in assets:
+        if asset.type is AssetType.FILE:
+            jobs.append(
+                new_job(
+                    session,
+                    SCAN_ASSET,
+                    subject_id=asset.id,
+                    rift_id=rift.id,
+                    proof_id=proof.id,
+                    requested_by=seller.id,
+                    now=now,
+                    ids=ids,
+                )
+            )
+    session.flush()
+    return SubmissionReceipt(
+        proof=proof,
+        verification_job_id=verification.id,
+        asset_ids=[a.id for a in assets],
+        jobs=jobs,
+    )
+
+
+def _assets_for(
+    proof: Proof, submission: ProofSubmission, sealer: KeySealer, now: datetime, ids: IdFactory
+) -> list[Asset]:
+    assets: list[Asset] = []
+
+    def add(asset_type: AssetType, **values: object) -> None:
+        scan = ScanStatus.PENDING if asset_type is AssetType.FILE else ScanStatus.NOT_APPLICABLE
+        assets.append(
+            Asset(
+                id=ids(),
+                proof_id=proof.id,
+                rift_id=proof.rift_id,
+                position=len(assets),
+                type=asset_type,
+                scan_status=scan,
+                issues=[],
+                created_at=now,
+                **values,
+            )
+        )
+
+    for upload in submission.files:
+        add(
+            AssetType.FILE,
+            storage_key=upload.blob.key,
+            original_name=upload.original_name,
+            size_bytes=upload.blob.size_bytes,
+            sha256=upload.blob.sha256,
+            declared_mime=upload.declared_mime,
+            sniffed_mime=upload.sniffed_mime,
+        )
+    if submission.license_key is not None:
+        # Only the ciphertext and a keyed fingerprint are stored, never the key itself.
+        add(
+            AssetType.LICENSE_KEY,
+            value_encrypted=sealer.encrypt(submission.license_key),
+            key_fingerprint=sealer.fingerprint(submission.license_key),
+        )
+    if submission.tracking_number is not None:
+        add(AssetType.TRACKING, value_text=submission.tracking_number)
+    if submission.url is not None:
+        add(AssetType.URL, value_text=submission.url)
+    if submission.text is not None:
+        add(AssetType.TEXT, value_text=submission.text)
+    return assets

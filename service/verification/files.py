@@ -1,0 +1,190 @@
+"""File rules: type from the bytes, the allow-list, size bounds; then per-type checks."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import magic
+
+from service.verification.images import inspect_image
+from service.verification.issues import AssetCheck, ScoreCard
+from service.verification.pdf import inspect_pdf
+from service.verification.thresholds import VerificationThresholds
+from service.verification.zips import inspect_zip
+
+PDF = "application/pdf"
+JPEG = "image/jpeg"
+PNG = "image/png"
+GIF = "image/gif"
+WEBP = "image/webp"
+ZIP = "application/zip"
+TEXT = "text/plain"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+OCTET_STREAM = "application/octet-stream"
+
+ALLOWED_MIMES = frozenset({PDF, JPEG, PNG, GIF, WEBP, ZIP, TEXT, DOCX, XLSX, PPTX})
+IMAGE_MIMES = frozenset({JPEG, PNG, GIF, WEBP})
+OOXML_MIMES = frozenset({DOCX, XLSX, PPTX})
+# Names clients and older tools use for the same types.
+MIME_ALIASES = {
+    "image/jpg": JPEG,
+    "image/pjpeg": JPEG,
+    "image/x-png": PNG,
+    "application/x-pdf": PDF,
+    "application/x-zip": ZIP,
+    "application/x-zip-compressed": ZIP,
+    "application/zip-compressed": ZIP,
+}
+# The part folder that marks each OOXML flavour inside its zip container.
+OOXML_BY_FOLDER = (("word/", DOCX), ("xl/", XLSX), ("ppt/", PPTX))
+OOXML_MANIFEST = "[Content_Types].xml"
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The check of one stored file, plus the facts the caller persists with the asset."""
+
+    check: AssetCheck
+    sniffed_mime: str
+    phash: int | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape of this file check."""
+        return {**self.check.to_dict(), "sniffed_mime": self.sniffed_mime, "facts": self.facts}
+
+
+def normalize_mime(mime: str) -> str:
+    """Lower-case a MIME type, drop its parameters and map known aliases."""
+    bare = mime.split(";", 1)[0].strip().lower()
+    return MIME_ALIASES.get(bare, bare)
+
+
+def sniff_mime(source: Path | bytes) -> str:
+    """Name the type of a file from its bytes (libmagic), never from the client."""
+    if isinstance(source, Path):
+        sniffed = normalize_mime(magic.from_file(str(source), mime=True))
+    else:
+        sniffed = normalize_mime(magic.from_buffer(source, mime=True))
+    # libmagic names OOXML only when the parts come in the usual order; look inside instead.
+    if sniffed in (ZIP, OCTET_STREAM):
+        return _ooxml_flavour(source) or sniffed
+    return sniffed
+
+
+def _ooxml_flavour(source: Path | bytes) -> str | None:
+    """Read the central directory (no extraction) to tell an OOXML document from a zip."""
+    try:
+        if isinstance(source, Path):
+            with zipfile.ZipFile(source) as archive:
+                names = archive.namelist()
+        else:
+            with zipfile.ZipFile(io.BytesIO(source)) as archive:
+                names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None
+    if OOXML_MANIFEST not in names:
+        return None
+    for folder, mime in OOXML_BY_FOLDER:
+        if any(name.startswith(folder) for name in names):
+            return mime
+    return None
+
+
+def check_file(
+    path: Path,
+    *,
+    declared_mime: str | None,
+    size_bytes: int,
+    uploaded_at: datetime,
+    thresholds: VerificationThresholds,
+) -> FileCheck:
+    """Apply the file rules, then the rules of its sniffed type, to the stored file."""
+    card = ScoreCard(pass_score=thresholds.pass_score)
+    uploaded_at = uploaded_at if uploaded_at.tzinfo is not None else uploaded_at.replace(tzinfo=UTC)
+    try:
+        on_disk_bytes = path.stat().st_size
+    except OSError:
+        card.fail_integrity("file.missing", "The stored file could not be read.")
+        return FileCheck(card.finish(), sniffed_mime=OCTET_STREAM)
+    if on_disk_bytes != size_bytes:
+        card.fail_integrity(
+            "file.size_mismatch",
+            f"The stored file holds {on_disk_bytes} bytes, not the {size_bytes} recorded.",
+        )
+    sniffed = sniff_mime(path)
+    facts: dict[str, Any] = {}
+
+    if size_bytes < thresholds.min_file_bytes:
+        card.flag(
+            "file.too_small",
+            f"The file is {size_bytes} bytes, under the minimum of {thresholds.min_file_bytes}.",
+        )
+    if size_bytes > thresholds.max_file_bytes:
+        card.fail_integrity(
+            "file.too_large",
+            f"The file is {size_bytes} bytes, over the maximum of {thresholds.max_file_bytes}.",
+        )
+    if sniffed not in ALLOWED_MIMES:
+        card.fail_integrity("file.type_not_allowed", f"Files of type {sniffed} are not accepted.")
+    declared = normalize_mime(declared_mime) if declared_mime else None
+    # Browsers send octet-stream when they do not know; that is no claim to contradict.
+    if declared not in (None, "", OCTET_STREAM) and declared != sniffed:
+        card.flag(
+            "file.type_mismatch",
+            f"The file was declared as {declared} but its content is {sniffed}.",
+        )
+    if not card.integrity_ok:
+        return FileCheck(card.finish(), sniffed_mime=sniffed, facts=facts)
+
+    phash: int | None = None
+    if sniffed == PDF:
+        pdf = inspect_pdf(card, path, uploaded_at=uploaded_at, thresholds=thresholds)
+        if pdf is not None:
+            facts = {"page_count": pdf.page_count, "text_chars": pdf.text_chars}
+    elif sniffed in IMAGE_MIMES:
+        image = inspect_image(card, path, thresholds=thresholds)
+        if image is not None:
+            phash = image.phash
+            facts = {"width_px": image.width_px, "height_px": image.height_px}
+    elif sniffed == ZIP or sniffed in OOXML_MIMES:
+        archive = inspect_zip(card, path, thresholds=thresholds)
+        if archive is not None:
+            facts = {"member_count": archive.member_count}
+    return FileCheck(card.finish(), sniffed_mime=sniffed, phash=phash, facts=facts)
+
+
+def apply_reuse(
+    file_check: FileCheck,
+    *,
+    exact_copy_on_other_rift: bool,
+    near_duplicate_on_other_rift: bool,
+    thresholds: VerificationThresholds,
+) -> FileCheck:
+    """Add the findings of the caller's sha256 and perceptual-hash lookups to a file check."""
+    card = ScoreCard.resume(file_check.check)
+    if exact_copy_on_other_rift:
+        card.flag("file.reused", "The same file was submitted as proof on another rift.")
+    if near_duplicate_on_other_rift:
+        card.deduct(
+            "image.near_duplicate",
+            "The image is a near-duplicate of an image submitted on another rift.",
+            thresholds.near_duplicate_penalty,
+        )
+        card.flag(
+            "image.near_duplicate",
+            "The image is a near-duplicate of an image submitted on another rift.",
+        )
+    return FileCheck(
+        card.finish(),
+        sniffed_mime=file_check.sniffed_mime,
+        phash=file_check.phash,
+        facts=file_check.facts,
+    )

@@ -1,0 +1,237 @@
+"""Zip rules: inspect the member list and member prefixes without extracting to disk."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import magic
+
+from service.verification.issues import ScoreCard
+from service.verification.thresholds import VerificationThresholds
+
+EXECUTABLE_SUFFIXES = frozenset(
+    {
+        ".exe", ".dll", ".scr", ".com", ".bat", ".cmd", ".msi", ".msp", ".pif", ".cpl",
+        ".ps1", ".psm1", ".vbs", ".vbe", ".js", ".jse", ".wsf", ".wsh", ".hta", ".jar",
+        ".sh", ".bash", ".elf", ".so", ".dylib", ".app", ".apk", ".dex", ".deb", ".rpm",
+        ".lnk", ".reg", ".sys", ".drv", ".ocx",
+    }
+)  # fmt: skip
+ARCHIVE_SUFFIXES = frozenset(
+    {
+        ".zip", ".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz",
+        ".zst", ".lz", ".lzma", ".cab", ".iso", ".dmg", ".arj", ".ace",
+    }
+)  # fmt: skip
+EXECUTABLE_MIMES = frozenset(
+    {
+        "application/x-dosexec",
+        "application/x-msdownload",
+        "application/vnd.microsoft.portable-executable",
+        "application/x-executable",
+        "application/x-pie-executable",
+        "application/x-sharedlib",
+        "application/x-mach-binary",
+        "application/x-elf",
+        "application/java-archive",
+        "application/x-java-applet",
+        "text/x-shellscript",
+        "text/x-msdos-batch",
+        "application/x-ms-shortcut",
+    }
+)
+ARCHIVE_MIMES = frozenset(
+    {
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/gzip",
+        "application/x-gzip",
+        "application/x-bzip2",
+        "application/x-xz",
+        "application/x-rar",
+        "application/vnd.rar",
+        "application/x-7z-compressed",
+        "application/x-tar",
+        "application/zstd",
+        "application/x-lzip",
+        "application/x-lzma",
+        "application/vnd.ms-cab-compressed",
+        "application/x-iso9660-image",
+    }
+)
+# libmagic wants more than a bare header to name a degenerate binary, but the OS loaders
+# do not: these prefixes alone make a file executable.
+EXECUTABLE_SIGNATURES = (
+    b"MZ",
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"#!",
+)
+# Tiny members compress at absurd ratios for innocent reasons; only big ones can be bombs.
+RATIO_MIN_MEMBER_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ArchiveFacts:
+    """What the zip rules learned about an archive."""
+
+    member_count: int
+    declared_uncompressed_bytes: int
+
+
+def inspect_zip(
+    card: ScoreCard, path: Path, *, thresholds: VerificationThresholds
+) -> ArchiveFacts | None:
+    """Apply the zip rules to the archive at `path`; return None when it cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _inspect(card, archive, thresholds)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        card.fail_integrity("zip.unreadable", f"The zip could not be read ({type(exc).__name__}).")
+        return None
+
+
+def _inspect(
+    card: ScoreCard, archive: zipfile.ZipFile, thresholds: VerificationThresholds
+) -> ArchiveFacts:
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    declared_total = sum(info.file_size for info in members)
+    facts = ArchiveFacts(len(members), declared_total)
+    over_limits = _flag_limits(card, members, declared_total, thresholds)
+
+    kinds: set[str] = set()
+    for info in members[: thresholds.zip_max_members]:
+        kinds |= _name_kinds(info.filename)
+        if info.flag_bits & 0x1:
+            kinds.add("encrypted")
+            continue
+        prefix = _read_prefix(archive, info, thresholds.zip_member_prefix_bytes)
+        if prefix is None:
+            kinds.add("unsupported_compression")
+            continue
+        kinds |= _content_kinds(prefix)
+    # Headers can lie about sizes; decompressing (bounded, into nothing) proves them and
+    # checks every CRC. Skipped when the headers already admit to a bomb.
+    if not over_limits:
+        _flag_actual_size(card, archive, members, thresholds)
+
+    messages = {
+        "executable": "The zip contains an executable program.",
+        "nested_archive": "The zip contains another archive, whose content cannot be checked.",
+        "unsafe_path": "The zip has a member whose path escapes the extraction folder.",
+        "encrypted": "The zip has password-protected members, whose content cannot be checked.",
+        "unsupported_compression": "The zip uses a compression method that cannot be checked.",
+    }
+    for kind in sorted(kinds):
+        card.flag(f"zip.{kind}", messages[kind])
+    return facts
+
+
+def _flag_limits(
+    card: ScoreCard,
+    members: list[zipfile.ZipInfo],
+    declared_total: int,
+    thresholds: VerificationThresholds,
+) -> bool:
+    over = False
+    if len(members) > thresholds.zip_max_members:
+        card.flag(
+            "zip.too_many_members",
+            f"The zip has {len(members)} members, over the limit of {thresholds.zip_max_members}.",
+        )
+        over = True
+    if declared_total > thresholds.zip_max_total_uncompressed_bytes:
+        card.flag(
+            "zip.too_large",
+            f"The zip unpacks to {declared_total} bytes, over the limit of "
+            f"{thresholds.zip_max_total_uncompressed_bytes}.",
+        )
+        over = True
+    compressed_total = sum(info.compress_size for info in members)
+    worst_member_ratio = max(
+        (
+            info.file_size / max(info.compress_size, 1)
+            for info in members
+            if info.file_size >= RATIO_MIN_MEMBER_BYTES
+        ),
+        default=0.0,
+    )
+    overall_ratio = (
+        declared_total / max(compressed_total, 1) if declared_total >= RATIO_MIN_MEMBER_BYTES else 0
+    )
+    if max(worst_member_ratio, overall_ratio) > thresholds.zip_max_compression_ratio:
+        card.flag(
+            "zip.compression_ratio",
+            f"The zip compresses more than {thresholds.zip_max_compression_ratio}:1, "
+            "the signature of a zip bomb.",
+        )
+        over = True
+    return over
+
+
+def _flag_actual_size(
+    card: ScoreCard,
+    archive: zipfile.ZipFile,
+    members: list[zipfile.ZipInfo],
+    thresholds: VerificationThresholds,
+) -> None:
+    actual_total = 0
+    for info in members:
+        if info.flag_bits & 0x1:
+            continue
+        try:
+            with archive.open(info) as member:
+                while chunk := member.read(READ_CHUNK_BYTES):
+                    actual_total += len(chunk)
+                    if actual_total > thresholds.zip_max_total_uncompressed_bytes:
+                        card.flag("zip.too_large", "The zip unpacks to more than its limit.")
+                        return
+        except NotImplementedError:
+            continue  # Reported as unsupported_compression from the prefix read.
+        except zipfile.BadZipFile:
+            card.fail_integrity(
+                "zip.corrupt_member", f"The zip member {info.filename!r} is corrupt."
+            )
+            return
+
+
+def _read_prefix(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
+    try:
+        with archive.open(info) as member:
+            return member.read(limit)
+    except NotImplementedError:
+        return None
+
+
+def _name_kinds(name: str) -> set[str]:
+    kinds: set[str] = set()
+    normalized = name.replace("\\", "/")
+    pure = PurePosixPath(normalized)
+    if normalized.startswith("/") or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
+        kinds.add("unsafe_path")
+    # The last suffix is what a desktop acts on ("invoice.pdf.exe" runs).
+    suffix = pure.suffix.lower()
+    if suffix in EXECUTABLE_SUFFIXES:
+        kinds.add("executable")
+    if suffix in ARCHIVE_SUFFIXES:
+        kinds.add("nested_archive")
+    return kinds
+
+
+def _content_kinds(prefix: bytes) -> set[str]:
+    """Classify a member by its first bytes, never by its name."""
+    kinds: set[str] = set()
+    if not prefix:
+        return kinds
+    sniffed = magic.from_buffer(prefix, mime=True)
+    if sniffed in EXECUTABLE_MIMES or prefix.startswith(EXECUTABLE_SIGNATURES):
+        kinds.add("executable")
+    if sniffed in ARCHIVE_MIMES:
+        kinds.add("nested_archive")
+    return kinds
