@@ -67,6 +67,7 @@ def build_broker(settings: Settings, extra_middleware: list[Any] | None = None) 
         client=redis_client(settings),
         middleware=middleware,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
     )
 
 

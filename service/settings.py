@@ -88,6 +88,8 @@ class Settings:
     job_retention_days: int = 30
     quarantine_retention_days: int = 90
     broker_heartbeat_timeout_ms: int = 60_000
+    # Out of a million broker commands, how many also requeue messages of dead workers.
+    broker_maintenance_chance: int = 10_000
     max_retries: int = 5
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 300_000
@@ -141,6 +143,7 @@ class Settings:
             job_retention_days=_int(env, "JOB_RETENTION_DAYS", 30),
             quarantine_retention_days=_int(env, "QUARANTINE_RETENTION_DAYS", 90),
             broker_heartbeat_timeout_ms=_int(env, "BROKER_HEARTBEAT_TIMEOUT_MS", 60_000),
+            broker_maintenance_chance=_int(env, "BROKER_MAINTENANCE_CHANCE", 10_000),
             max_retries=_int(env, "JOB_MAX_RETRIES", 5),
             min_backoff_ms=_int(env, "JOB_MIN_BACKOFF_MS", 1_000),
             max_backoff_ms=_int(env, "JOB_MAX_BACKOFF_MS", 300_000),

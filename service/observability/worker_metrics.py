@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from service.domain.queues import ALL_JOB_KINDS
 from service.domain.verification import FinalVerdict
 
-TIME_TO_VERDICT_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+TIME_TO_VERDICT_BUCKETS_S = (
+    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 900, 1800, 3600
+)
 
 
 class WorkerMetrics:
@@ -34,6 +37,15 @@ class WorkerMetrics:
             ["actor", "queue"],
             registry=self.registry,
         )
+
+        # Zero every fixed series at start: rate() over a series born at its first event
+        # would miss that event.
+        for outcome in ("auto_approved", "passed", "review"):
+            self.verdicts.labels(outcome)
+        for verdict in ("CLEAN", "INFECTED", "ERROR"):
+            self.scan_verdicts.labels(verdict)
+        for kind in ALL_JOB_KINDS:
+            self.final_failures.labels(kind.actor_name, kind.queue_name)
 
     def observe_verdict(self, verdict: FinalVerdict | None) -> None:
         if verdict is None:

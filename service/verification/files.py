@@ -41,6 +41,9 @@ MIME_ALIASES = {
     "application/x-zip": ZIP,
     "application/x-zip-compressed": ZIP,
     "application/zip-compressed": ZIP,
+    # libmagic guesses these from punctuation in ordinary prose; to a reader they are text.
+    "text/csv": TEXT,
+    "text/x-log": TEXT,
 }
 # The part folder that marks each OOXML flavour inside its zip container.
 OOXML_BY_FOLDER = (("word/", DOCX), ("xl/", XLSX), ("ppt/", PPTX))
@@ -73,9 +76,13 @@ def sniff_mime(source: Path | bytes) -> str:
         sniffed = normalize_mime(magic.from_file(str(source), mime=True))
     else:
         sniffed = normalize_mime(magic.from_buffer(source, mime=True))
-    # libmagic names OOXML only when the parts come in the usual order; look inside instead.
-    if sniffed in (ZIP, OCTET_STREAM):
-        return _ooxml_flavour(source) or sniffed
+    # libmagic's OOXML verdict depends on member order and its version (it names a zip
+    # with a "word/" folder a Word file); the package manifest inside decides instead.
+    if sniffed in (ZIP, OCTET_STREAM) or sniffed in OOXML_MIMES:
+        flavour = _ooxml_flavour(source)
+        if flavour is not None:
+            return flavour
+        return ZIP if sniffed in OOXML_MIMES else sniffed
     return sniffed
 
 

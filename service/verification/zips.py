@@ -111,10 +111,15 @@ def _inspect(
         if info.flag_bits & 0x1:
             kinds.add("encrypted")
             continue
-        prefix = _read_prefix(archive, info, thresholds.zip_member_prefix_bytes)
-        if prefix is None:
+        try:
+            with archive.open(info) as member:
+                prefix = member.read(thresholds.zip_member_prefix_bytes)
+        except NotImplementedError:
             kinds.add("unsupported_compression")
             continue
+        except zipfile.BadZipFile:
+            _flag_corrupt(card, info)
+            return facts
         kinds |= _content_kinds(prefix)
     # Headers can lie about sizes; decompressing (bounded, into nothing) proves them and
     # checks every CRC. Skipped when the headers already admit to a bomb.
@@ -195,18 +200,12 @@ def _flag_actual_size(
         except NotImplementedError:
             continue  # Reported as unsupported_compression from the prefix read.
         except zipfile.BadZipFile:
-            card.fail_integrity(
-                "zip.corrupt_member", f"The zip member {info.filename!r} is corrupt."
-            )
+            _flag_corrupt(card, info)
             return
 
 
-def _read_prefix(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
-    try:
-        with archive.open(info) as member:
-            return member.read(limit)
-    except NotImplementedError:
-        return None
+def _flag_corrupt(card: ScoreCard, info: zipfile.ZipInfo) -> None:
+    card.fail_integrity("zip.corrupt_member", f"The zip member {info.filename!r} is corrupt.")
 
 
 def _name_kinds(name: str) -> set[str]:

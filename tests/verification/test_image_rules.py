@@ -107,7 +107,7 @@ def test_a_resized_reencoded_copy_is_a_near_duplicate_and_a_new_photo_is_not(
         copy = check_bytes(tmp_path, data, name=f"copy{index}")
         assert copy.phash is not None
         assert is_near_duplicate(source.phash, copy.phash, thresholds=DEFAULTS)
-        assert set(phash_bands(source.phash)) & set(phash_bands(copy.phash)) or False
+        assert hamming(source.phash, copy.phash) <= DEFAULTS.near_duplicate_max_distance
     unrelated = check_bytes(tmp_path, encode_image(photo(5, size=(1024, 768)), "JPEG"), name="b")
     assert unrelated.phash is not None
     assert not is_near_duplicate(source.phash, unrelated.phash, thresholds=DEFAULTS)

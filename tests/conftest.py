@@ -1,0 +1,213 @@
+"""Shared fixtures: real PostgreSQL and SQLite, real Redis, real clamd, real worker processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import falcon.testing
+import pytest
+import redis
+import sqlalchemy as sa
+
+from actors.broker import build_broker, redis_client
+from actors.dispatch import DramatiqDispatcher, RedisProbe
+from actors.queue_stats import RedisQueueStats
+from service.api.app import create_app
+from service.api.context import ApiContext
+from service.api.metrics import ApiMetrics
+from service.auth import mint_token
+from service.blobs import LocalBlobStore
+from service.db import SessionFactory, create_db_engine, create_session_factory
+from service.domain.clock import new_id, utcnow
+from service.domain.queues import QUEUE_NAMES
+from service.domain.users import Role
+from service.settings import Settings
+from service.verification.license_keys import LicenseKeyVault
+from tests.scanning.clamd_process import RunningClamd, start_clamd, stop_process
+from tests.support.databases import (
+    create_postgres_database,
+    drop_postgres_database,
+    empty_tables,
+    migrate,
+)
+from tests.support.processes import ManagedProcess, wait_for, worker_argv
+
+TEST_REDIS_DB = int(os.environ.get("RIFT_TEST_REDIS_DB", "14"))
+BACKENDS = os.environ.get("RIFT_TEST_DATABASES", "sqlite,postgresql").split(",")
+WORKER_READY_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database per backend; PostgreSQL absent fails the run."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'rift.sqlite3'}"
+        migrate(url)
+        yield url
+        return
+    url = create_postgres_database()
+    migrate(url)
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_db_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: sa.Engine) -> Iterator[SessionFactory]:
+    yield create_session_factory(engine)
+    empty_tables(engine)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis at {url} is required for these tests: {exc}")
+    return url
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningClamd]:
+    running = start_clamd(tmp_path_factory.mktemp("clamd"))
+    yield running
+    stop_process(running.pid)
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path, clamd: RunningClamd) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        jwt_secret="test-jwt-secret-0123456789abcdef0123456789",
+        license_key_secret="test-license-key-secret-0123456789abcdef",
+        clamd_address=f"tcp://127.0.0.1:{clamd.port}",
+        scan_timeout_s=10.0,
+        max_file_bytes=2 * 1024 * 1024,
+        max_request_bytes=8 * 1024 * 1024,
+        relay_grace_s=0.0,
+        relay_interval_s=0.2,
+        max_retries=3,
+        min_backoff_ms=100,
+        max_backoff_ms=500,
+        broker_heartbeat_timeout_ms=2_000,
+        broker_maintenance_chance=1_000_000,
+    )
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child process read these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS", "dramatiq"))}
+    env.update(
+        DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
+        RIFT_DATA_DIR=str(settings.data_dir), JWT_SECRET=settings.jwt_secret,
+        LICENSE_KEY_SECRET=settings.license_key_secret, CLAMD_ADDRESS=settings.clamd_address,
+        SCAN_TIMEOUT_S=str(settings.scan_timeout_s), MAX_FILE_BYTES=str(settings.max_file_bytes),
+        MAX_REQUEST_BYTES=str(settings.max_request_bytes),
+        RELAY_GRACE_S=str(settings.relay_grace_s), RELAY_INTERVAL_S=str(settings.relay_interval_s),
+        JOB_MAX_RETRIES=str(settings.max_retries), JOB_MIN_BACKOFF_MS=str(settings.min_backoff_ms),
+        JOB_MAX_BACKOFF_MS=str(settings.max_backoff_ms),
+        BROKER_HEARTBEAT_TIMEOUT_MS=str(settings.broker_heartbeat_timeout_ms),
+        BROKER_MAINTENANCE_CHANCE=str(settings.broker_maintenance_chance),
+        REVIEW_SUBTOTAL_MINOR=str(settings.review_subtotal_minor),
+        URL_REACHABILITY_CHECK=str(settings.url_reachability_check).lower(),
+        LOG_FORMAT="console", dramatiq_worker_timeout="50",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def api_context(settings: Settings, sessions: SessionFactory,
+                redis_conn: redis.Redis) -> ApiContext:
+    return ApiContext(
+        settings=settings,
+        sessions=sessions,
+        blobs=LocalBlobStore(settings.blob_dir, settings.quarantine_dir),
+        dispatcher=DramatiqDispatcher(build_broker(settings)),
+        sealer=LicenseKeyVault(settings.license_key_secret.encode()),
+        broker=RedisProbe(redis_client(settings)),
+        clock=utcnow,
+        ids=new_id,
+    )
+
+
+@pytest.fixture
+def client(api_context: ApiContext) -> falcon.testing.TestClient:
+    stats = RedisQueueStats(redis_client(api_context.settings), QUEUE_NAMES)
+    return falcon.testing.TestClient(create_app(api_context, metrics=ApiMetrics(),
+                                                queue_stats=stats))
+
+
+Token = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def auth(settings: Settings) -> Token:
+    """auth("alice") -> headers with a bearer token for alice (role "user" unless given)."""
+
+    def headers(user_id: str, role: Role = Role.USER, ttl_s: float = 600) -> dict[str, str]:
+        token = mint_token(user_id, role, settings.jwt_secret, ttl=timedelta(seconds=ttl_s))
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+WorkerFactory = Callable[..., ManagedProcess]
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path,
+                 redis_conn: redis.Redis) -> Iterator[WorkerFactory]:
+    """Start real `dramatiq actors.broker:setup` processes; all stopped after the test."""
+    started: list[ManagedProcess] = []
+
+    def start(queues: list[str] | None = None, *, settings_override: Settings | None = None,
+              processes: int = 1, threads: int = 2, **env: str) -> ManagedProcess:
+        queues = queues or list(QUEUE_NAMES)
+        prom_dir = tmp_path / f"prom-{len(started)}"
+        prom_dir.mkdir()
+        process_env = settings_env(settings_override or settings,
+                                   PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
+                                   dramatiq_prom_db=str(prom_dir),
+                                   dramatiq_prom_host="127.0.0.1",
+                                   dramatiq_prom_port=env.pop("prom_port", "0"), **env)
+        worker = ManagedProcess(worker_argv(queues, processes=processes, threads=threads),
+                                process_env, tmp_path / f"worker-{len(started)}.log").start()
+        started.append(worker)
+        key = f"rift:workers:{queues[0]}"
+        wait_for(lambda: worker.alive() is False or redis_conn.zcard(key) >= processes,
+                 WORKER_READY_TIMEOUT_S, f"worker heartbeat on {key}")
+        assert worker.alive(), f"worker exited early:\n{worker.output()}"
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return replace(settings, min_backoff_ms=50, max_backoff_ms=200)

@@ -1,0 +1,84 @@
+"""Real worker, API and scheduler processes for lifecycle tests; always stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+STOP_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ManagedProcess:
+    """A child process in its own process group, with its output kept in a log file."""
+
+    argv: list[str]
+    env: Mapping[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> ManagedProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT, env=dict(self.env), stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill_hard(self) -> None:
+        """SIGKILL the whole group: what an OOM kill or a pulled plug looks like."""
+        if self.alive():
+            os.killpg(self.pid, signal.SIGKILL)
+            assert self.proc is not None
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def worker_argv(queues: list[str], *, processes: int = 1, threads: int = 2) -> list[str]:
+    return [str(VENV_BIN / "dramatiq"), "actors.broker:setup", "--processes", str(processes),
+            "--threads", str(threads), "--queues", *queues,
+            "--worker-shutdown-timeout", "5000"]
+
+
+def wait_for(predicate: object, timeout_s: float, what: str, interval_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
