@@ -1,0 +1,114 @@
+# Rift proof verification: `make run` starts the whole system, `make test` runs the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := clamav-daemon clamav clamdscan clamav-testfiles prometheus libmagic1 redis-server redis-tools
+API_URL ?= http://127.0.0.1:8000
+
+export CLAMD_PORT ?= 3310
+export CLAMD_ADDRESS ?= tcp://127.0.0.1:$(CLAMD_PORT)
+export RIFT_START_CLAMD ?= true
+export VERIFICATION_PROCESSES ?= 1
+export SCAN_PROCESSES ?= 1
+
+.PHONY: help
+help:
+	@echo "make run    - set up and start API, workers, scheduler, clamd (and Redis if none answers)"
+	@echo "make test   - set up and run the test suite (real Redis, PostgreSQL, clamd, Prometheus)"
+	@echo "make check  - ruff and mypy --strict"
+	@echo "make bench  - benchmarks with ratios against same-run baselines"
+	@echo "make status | stop | logs | demo | dashboards"
+
+# Debian packages, installed only when one is missing (needs root, as on CI).
+.PHONY: system-deps
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV) || (apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP)
+
+.PHONY: setup
+setup: system-deps venv
+	@mkdir -p var/log var/prometheus
+
+.PHONY: redis
+redis: setup
+	@if $(BIN)/python -c "import sys,redis; from service.settings import Settings; redis.Redis.from_url(Settings.from_env().redis_url, socket_connect_timeout=1).ping()" 2>/dev/null; then \
+	  echo "Redis answers at the configured URL"; \
+	else \
+	  echo "no Redis answers: starting one on 127.0.0.1:6379 (no persistence, data in var/redis)"; \
+	  mkdir -p var/redis; \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+	    --dir var/redis --pidfile "$$PWD/var/redis/redis.pid" --logfile "$$PWD/var/log/redis.log"; \
+	fi
+
+.PHONY: migrate
+migrate: setup
+	$(BIN)/python -m service.cli migrate
+
+.PHONY: run
+run: redis migrate
+	@if [ -S var/supervisor.sock ] && $(BIN)/supervisorctl -c supervisord.conf status >/dev/null 2>&1; then \
+	  $(BIN)/supervisorctl -c supervisord.conf restart all; \
+	else \
+	  $(BIN)/supervisord -c supervisord.conf; \
+	fi
+	@echo "waiting for the API to be ready..."
+	@for i in $$(seq 1 120); do curl -fsS $(API_URL)/readyz >/dev/null 2>&1 && break; sleep 0.5; done
+	@curl -fsS $(API_URL)/readyz && echo
+	@$(BIN)/supervisorctl -c supervisord.conf status
+	@echo
+	@echo "Try it:  make demo        (creates a rift, submits proof, prints the verdict)"
+	@echo "Tokens:  $(BIN)/python -m service.cli token buyer-1"
+	@echo "Stop:    make stop"
+
+.PHONY: demo
+demo: venv
+	$(BIN)/python -m service.cli demo --api $(API_URL)
+
+.PHONY: status
+status:
+	$(BIN)/supervisorctl -c supervisord.conf status
+
+.PHONY: logs
+logs:
+	tail -n 50 var/log/*.log
+
+.PHONY: stop
+stop:
+	-$(BIN)/supervisorctl -c supervisord.conf shutdown
+	@if [ -f var/redis/redis.pid ]; then kill "$$(cat var/redis/redis.pid)" && rm -f var/redis/redis.pid; fi
+
+.PHONY: test
+test: setup
+	$(BIN)/pytest
+
+.PHONY: check
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: dashboards
+dashboards: venv
+	$(BIN)/python -m grafana
+
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m bench

@@ -1,0 +1,28 @@
+"""gunicorn settings for the API (`gunicorn -c deploy/gunicorn.conf.py service.api.wsgi:app`)."""
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import multiprocess
+
+bind = os.environ.get("API_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("API_WORKERS", "2"))
+threads = int(os.environ.get("API_THREADS", "4"))
+worker_class = "gthread"
+# Uploads of 50 MB on slow links: the default 30 s would cut them off.
+timeout = int(os.environ.get("API_TIMEOUT_S", "120"))
+graceful_timeout = 30
+accesslog = "-"
+
+_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "var/prometheus/api")
+
+
+def on_starting(server: object) -> None:
+    # Values from a previous run would be summed into this one: start from nothing.
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
