@@ -32,7 +32,7 @@ class WorkerHeartbeat(Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self.worker_key = f"{socket.gethostname()}:{os.getpid()}"
-        declared = worker.queues or broker.get_declared_queues()
+        declared = worker.consumer_whitelist or broker.get_declared_queues()
         self._queues = sorted(q for q in declared if not q.endswith((".DQ", ".XQ")))
         self._stop.clear()
         self._beat()

@@ -23,9 +23,9 @@ FinalFailureHook = Callable[[dramatiq.Message[Any], Job, BaseException | None], 
 class JobTracking(Middleware):
     """Write RUNNING / RETRYING / SUCCEEDED / FAILED / DEAD onto the job record.
 
-    Must sit after Retries in the middleware list: by the time after_process_message runs
-    here, Retries has either re-enqueued the message or marked it failed, so this hook
-    knows whether an error was the last one.
+    Must sit before Retries in the middleware list (Dramatiq runs after-hooks in reverse):
+    by the time after_process_message runs here, Retries has either re-enqueued the
+    message or marked it failed, so this hook knows whether an error was the last one.
     """
 
     def __init__(

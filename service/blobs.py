@@ -34,7 +34,11 @@ class BlobInfo:
 
 
 class BlobStore(Protocol):
-    """Where proof files live; an S3-compatible store implements the same five calls."""
+    """Where proof files live; an S3-compatible store implements the same calls.
+
+    local_path and open find a blob in quarantine too (workers must still read a file a
+    scan has just quarantined); the API never serves blobs through either.
+    """
 
     def write(self, chunks: Iterable[bytes], *, max_bytes: int, label: str) -> StoredBlob: ...
 
@@ -99,12 +103,23 @@ class LocalBlobStore:
             raise
         return StoredBlob(key=key, size_bytes=size, sha256=digest.hexdigest(), head=bytes(head))
 
+    def _readable_path(self, key: str) -> Path:
+        # A scan may quarantine a blob while verification still has to read it, and a
+        # redelivered scan may find its blob already moved: workers read it where it is.
+        # Nothing serves blobs to clients, so this does not make quarantine reachable.
+        path = self._path(key)
+        if not path.exists():
+            quarantined = self._path(key, self.quarantine_root)
+            if quarantined.exists():
+                return quarantined
+        return path
+
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
-        yield self._path(key)
+        yield self._readable_path(key)
 
     def open(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")
+        return open(self._readable_path(key), "rb")
 
     def delete(self, key: str) -> bool:
         try:

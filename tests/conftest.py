@@ -36,7 +36,8 @@ from tests.support.databases import (
 )
 from tests.support.processes import ManagedProcess, wait_for, worker_argv
 
-TEST_REDIS_DB = int(os.environ.get("RIFT_TEST_REDIS_DB", "14"))
+REDIS_TEST_DBS = range(1, 16)
+REDIS_CLAIM_TTL_S = 3 * 3600
 BACKENDS = os.environ.get("RIFT_TEST_DATABASES", "sqlite,postgresql").split(",")
 WORKER_READY_TIMEOUT_S = 30.0
 
@@ -70,14 +71,20 @@ def sessions(engine: sa.Engine) -> Iterator[SessionFactory]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
-    client = redis.Redis.from_url(url)
+def redis_url() -> Iterator[str]:
+    """A Redis database number of our own: concurrent test sessions never flush each other."""
+    claims = redis.Redis(host="127.0.0.1", port=6379, db=0)
     try:
-        client.ping()
+        claims.ping()
     except redis.ConnectionError as exc:
-        pytest.fail(f"Redis at {url} is required for these tests: {exc}")
-    return url
+        pytest.fail(f"Redis on 127.0.0.1:6379 is required for these tests: {exc}")
+    for db in REDIS_TEST_DBS:
+        if claims.set(f"rift:test-db-claim:{db}", os.getpid(), nx=True, ex=REDIS_CLAIM_TTL_S):
+            break
+    else:
+        pytest.fail("every Redis test database is claimed by another test session")
+    yield f"redis://127.0.0.1:6379/{db}"
+    claims.delete(f"rift:test-db-claim:{db}")
 
 
 @pytest.fixture
@@ -198,8 +205,11 @@ def start_worker(settings: Settings, tmp_path: Path,
                                 process_env, tmp_path / f"worker-{len(started)}.log").start()
         started.append(worker)
         key = f"rift:workers:{queues[0]}"
-        wait_for(lambda: worker.alive() is False or redis_conn.zcard(key) >= processes,
-                 WORKER_READY_TIMEOUT_S, f"worker heartbeat on {key}")
+        try:
+            wait_for(lambda: worker.alive() is False or redis_conn.zcard(key) >= processes,
+                     WORKER_READY_TIMEOUT_S, f"worker heartbeat on {key}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- worker output ---\n{worker.output()}") from None
         assert worker.alive(), f"worker exited early:\n{worker.output()}"
         return worker
 

@@ -78,6 +78,8 @@ def asset_view(asset: Asset) -> dict[str, Any]:
         "scan_status": None
         if asset.scan_status is ScanStatus.NOT_APPLICABLE
         else asset.scan_status.value,
+        # Tombstones of a closed deal: every kind of asset says it was deleted.
+        "deleted": asset.deleted_at is not None,
     }
     if asset.original_name is not None:
         view.update(
@@ -87,7 +89,6 @@ def asset_view(asset: Asset) -> dict[str, Any]:
             mime_type=asset.sniffed_mime,
             scan_signature=asset.scan_signature,
             quarantined=asset.quarantined_at is not None,
-            deleted=asset.deleted_at is not None,
         )
     return view
 

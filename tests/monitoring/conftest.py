@@ -1,11 +1,32 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import falcon.testing
 import pytest
+import redis
+
+from actors.broker import build_broker, redis_client
+from actors.dispatch import DramatiqDispatcher, RedisProbe
+from actors.queue_stats import RedisQueueStats
+from service.api.app import create_app
+from service.api.context import ApiContext
+from service.api.metrics import ApiMetrics
+from service.blobs import LocalBlobStore
+from service.db import SessionFactory, create_db_engine, create_session_factory
+from service.domain.clock import new_id, utcnow
+from service.domain.queues import QUEUE_NAMES
+from service.settings import Settings
+from service.verification.license_keys import LicenseKeyVault
+from tests.scanning.clamd_process import RunningClamd
+from tests.support.databases import migrate
+
+from .sentry_inbox import SentryInbox
+from .stack import Stack, bearer_headers
 
 Promtool = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -23,3 +44,84 @@ def promtool() -> Promtool:
         )
 
     return run
+
+
+# Monitoring behaves the same on both database backends, and its tests start real processes:
+# they run once, on SQLite, each test on a fresh copy of one migrated database.
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("monitoring-db") / "template.sqlite3"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def monitoring_settings(migrated_sqlite: Path, redis_url: str, clamd: RunningClamd,
+                        tmp_path: Path) -> Settings:
+    database = tmp_path / "rift.sqlite3"
+    with sqlite3.connect(migrated_sqlite) as source, sqlite3.connect(database) as copy:
+        source.backup(copy)
+    return Settings(
+        database_url=f"sqlite:///{database}",
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        jwt_secret="monitoring-jwt-secret-0123456789abcdef0123",
+        license_key_secret="monitoring-license-key-secret-0123456789abcdef",
+        clamd_address=f"tcp://127.0.0.1:{clamd.port}",
+        scan_timeout_s=10.0,
+        max_file_bytes=2 * 1024 * 1024,
+        max_request_bytes=8 * 1024 * 1024,
+        relay_grace_s=0.0,
+        relay_interval_s=0.2,
+        max_retries=3,
+        min_backoff_ms=100,
+        max_backoff_ms=500,
+        broker_heartbeat_timeout_ms=2_000,
+        broker_maintenance_chance=1_000_000,
+    )
+
+
+@pytest.fixture
+def monitoring_sessions(monitoring_settings: Settings) -> Iterator[SessionFactory]:
+    engine = create_db_engine(monitoring_settings.database_url)
+    yield create_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def api_client(monitoring_settings: Settings, monitoring_sessions: SessionFactory,
+               redis_conn: redis.Redis) -> falcon.testing.TestClient:
+    """The API in this process, dispatching to the real Redis broker."""
+    settings = monitoring_settings
+    ctx = ApiContext(
+        settings=settings,
+        sessions=monitoring_sessions,
+        blobs=LocalBlobStore(settings.blob_dir, settings.quarantine_dir),
+        dispatcher=DramatiqDispatcher(build_broker(settings)),
+        sealer=LicenseKeyVault(settings.license_key_secret.encode()),
+        broker=RedisProbe(redis_client(settings)),
+        clock=utcnow,
+        ids=new_id,
+    )
+    stats = RedisQueueStats(redis_client(settings), QUEUE_NAMES)
+    return falcon.testing.TestClient(create_app(ctx, metrics=ApiMetrics(), queue_stats=stats))
+
+
+@pytest.fixture
+def auth_headers(monitoring_settings: Settings) -> Callable[..., dict[str, str]]:
+    return bearer_headers(monitoring_settings)
+
+
+@pytest.fixture
+def stack(monitoring_settings: Settings, tmp_path: Path,
+          redis_conn: redis.Redis) -> Iterator[Stack]:
+    running = Stack(monitoring_settings, tmp_path, redis_conn)
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def sentry_inbox() -> Iterator[SentryInbox]:
+    inbox = SentryInbox().start()
+    yield inbox
+    inbox.stop()

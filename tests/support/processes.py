@@ -34,9 +34,11 @@ class ManagedProcess:
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> ManagedProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT, env=dict(self.env), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log_path, "ab") as log:
+            # The child keeps its own copy of the descriptor.
+            self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT, env=dict(self.env),
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         return self
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import ssl
 import struct
 import textwrap
 import threading
@@ -11,11 +13,15 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
@@ -76,9 +82,7 @@ def build_pdf(
         if image_id is not None:
             ops.append("q 200 0 0 200 100 100 cm /Im1 Do Q")
         content = "\n".join(ops).encode("latin-1")
-        content_id = add(
-            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
-        )
+        content_id = add(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
         xobjects = b"/XObject << /Im1 %d 0 R >>" % image_id if image_id is not None else b""
         annots = b""
         if launch_link:
@@ -109,7 +113,9 @@ def build_pdf(
     objects[catalog_id - 1] = b"<< /Type /Catalog /Pages %d 0 R %s >>" % (pages_id, open_action)
     info_id = None
     if created_at is not None:
-        info_id = add(b"<< /Producer (rift tests) /CreationDate (%s) >>" % _pdf_date(created_at).encode())
+        info_id = add(
+            b"<< /Producer (rift tests) /CreationDate (%s) >>" % _pdf_date(created_at).encode()
+        )
 
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
@@ -154,7 +160,9 @@ def photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype("uint8"))
 
 
-def encode_image(image: Image.Image, fmt: str, *, with_exif: bool = False, **options: object) -> bytes:
+def encode_image(
+    image: Image.Image, fmt: str, *, with_exif: bool = False, **options: object
+) -> bytes:
     """Encode an image, optionally with camera EXIF (make, model, date)."""
     out = io.BytesIO()
     if with_exif:
@@ -172,14 +180,21 @@ def png_bomb(width: int, height: int) -> bytes:
     """Write a 1-bit grayscale PNG of the given size, streaming the compressor row by row."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
     compressor = zlib.compressobj(9)
     parts = [compressor.compress(row) for _ in range(height)]
     parts.append(compressor.flush())
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", b"".join(parts))
+        + chunk(b"IEND", b"")
+    )
 
 
 PE_HEADER = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48
@@ -198,10 +213,12 @@ def zip_bomb(uncompressed_bytes: int) -> bytes:
     """Write a zip with one member of zeros, streamed so it never sits in memory whole."""
     out = io.BytesIO()
     block = b"\x00" * (1024 * 1024)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("data.bin", "w", force_zip64=True) as member:
-            for _ in range(uncompressed_bytes // len(block)):
-                member.write(block)
+    with (
+        zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("data.bin", "w", force_zip64=True) as member,
+    ):
+        for _ in range(uncompressed_bytes // len(block)):
+            member.write(block)
     return out.getvalue()
 
 
@@ -210,7 +227,9 @@ def docx(*, manifest_first: bool = True) -> bytes:
     parts = {
         "[Content_Types].xml": b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
         "_rels/.rels": b'<?xml version="1.0"?><Relationships/>',
-        "word/document.xml": b'<?xml version="1.0"?><w:document>' + prose(400).encode() + b"</w:document>",
+        "word/document.xml": b'<?xml version="1.0"?><w:document>'
+        + prose(400).encode()
+        + b"</w:document>",
     }
     if not manifest_first:
         parts = dict(reversed(list(parts.items())))
@@ -226,8 +245,12 @@ class LocalServer:
 
 
 @contextmanager
-def http_server(routes: dict[str, tuple[int, dict[str, str], bytes, float]]) -> Iterator[LocalServer]:
-    """Serve `routes` on 127.0.0.1 in a thread, shut down and closed on exit."""
+def http_server(
+    routes: dict[str, tuple[int, dict[str, str], bytes, float]],
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[LocalServer]:
+    """Serve `routes` on 127.0.0.1 (over TLS when given) in a thread; shut down on exit."""
     seen_hosts: list[str] = []
     stop = threading.Event()
 
@@ -242,16 +265,17 @@ def http_server(routes: dict[str, tuple[int, dict[str, str], bytes, float]]) -> 
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
+            # The probe hangs up once it has read its byte cap.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # The probe hangs up once it has read its byte cap.
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -295,3 +319,36 @@ def codes(check: AssetCheck) -> set[str]:
 def deduction_codes(check: AssetCheck) -> set[str]:
     """Return the deduction codes of a check."""
     return {deduction.code for deduction in check.deductions}
+
+
+def self_signed_tls(tmp_path: Path, host: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """Return (server context, client context trusting it) for a certificate naming `host`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = tmp_path / f"{host}.pem"
+    key_path = tmp_path / f"{host}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_path, key_path)
+    client = ssl.create_default_context(cafile=str(cert_path))
+    return server, client

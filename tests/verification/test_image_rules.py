@@ -85,11 +85,15 @@ def test_a_png_bomb_is_an_issue_without_decoding_or_a_memory_spike(tmp_path: Pat
 def test_the_pixel_limit_is_per_call_not_pillows_global(tmp_path: Path) -> None:
     # 8000 x 8000 is under Pillow's global limit (~89 Mpx) but over the configured one.
     bomb = png_bomb(8_000, 8_000)
-    result = check_bytes(tmp_path, bomb, thresholds=VerificationThresholds(max_image_pixels=40_000_000))
+    result = check_bytes(
+        tmp_path, bomb, thresholds=VerificationThresholds(max_image_pixels=40_000_000)
+    )
     assert codes(result.check) == {"image.decompression_bomb"}
     assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS > 64_000_000
     roomy = VerificationThresholds(max_image_pixels=70_000_000)
-    assert "image.decompression_bomb" not in codes(check_bytes(tmp_path, bomb, thresholds=roomy).check)
+    assert "image.decompression_bomb" not in codes(
+        check_bytes(tmp_path, bomb, thresholds=roomy).check
+    )
 
 
 def test_a_resized_reencoded_copy_is_a_near_duplicate_and_a_new_photo_is_not(
@@ -116,7 +120,10 @@ def test_a_resized_reencoded_copy_is_a_near_duplicate_and_a_new_photo_is_not(
 def test_a_near_duplicate_on_another_rift_loses_10_and_is_an_issue(tmp_path: Path) -> None:
     result = check_bytes(tmp_path, encode_image(photo(1), "JPEG", with_exif=True))
     flagged = apply_reuse(
-        result, exact_copy_on_other_rift=False, near_duplicate_on_other_rift=True, thresholds=DEFAULTS
+        result,
+        exact_copy_on_other_rift=False,
+        near_duplicate_on_other_rift=True,
+        thresholds=DEFAULTS,
     )
     assert flagged.check.score == 90
     assert codes(flagged.check) == {"image.near_duplicate"}
@@ -126,7 +133,10 @@ def test_a_near_duplicate_on_another_rift_loses_10_and_is_an_issue(tmp_path: Pat
 def test_an_exact_copy_on_another_rift_is_an_issue(tmp_path: Path) -> None:
     result = check_bytes(tmp_path, encode_image(photo(1), "PNG"))
     flagged = apply_reuse(
-        result, exact_copy_on_other_rift=True, near_duplicate_on_other_rift=False, thresholds=DEFAULTS
+        result,
+        exact_copy_on_other_rift=True,
+        near_duplicate_on_other_rift=False,
+        thresholds=DEFAULTS,
     )
     assert codes(flagged.check) == {"file.reused"}
     assert flagged.check.score == 100

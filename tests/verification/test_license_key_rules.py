@@ -81,7 +81,9 @@ def test_cosmetic_variants_of_a_key_share_a_fingerprint() -> None:
 
 
 def test_fingerprints_are_keyed_by_the_secret() -> None:
-    assert LicenseKeyVault(SECRET).fingerprint(KEY) != LicenseKeyVault(OTHER_SECRET).fingerprint(KEY)
+    assert LicenseKeyVault(SECRET).fingerprint(KEY) != LicenseKeyVault(OTHER_SECRET).fingerprint(
+        KEY
+    )
 
 
 def test_fingerprint_and_encryption_keys_are_independent() -> None:

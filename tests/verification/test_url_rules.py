@@ -7,9 +7,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 
 import pytest
-from proof_fixtures import codes, http_server
+from proof_fixtures import codes, http_server, self_signed_tls
 
 from service.verification import AddressPolicy, UrlProbe, VerificationThresholds, check_url
 from service.verification.urls import IPAddress, tcp_connector
@@ -43,11 +44,22 @@ class RecordingConnector:
 
 
 def probe_with(
-    answers: dict[str, list[str]], policy: AddressPolicy = AddressPolicy(), **limits: float
+    answers: dict[str, list[str]],
+    policy: AddressPolicy | None = None,
+    *,
+    timeout_s: float = 2.0,
+    max_bytes: int = 64 * 1024,
+    max_redirects: int = 5,
 ) -> tuple[UrlProbe, RecordingConnector]:
+    """Build a probe over fake DNS that records where it connects."""
     connector = RecordingConnector()
     probe = UrlProbe(
-        policy=policy, resolver=FakeDns(answers), connector=connector, **limits  # type: ignore[arg-type]
+        timeout_s=timeout_s,
+        max_bytes=max_bytes,
+        max_redirects=max_redirects,
+        policy=policy or AddressPolicy(),
+        resolver=FakeDns(answers),
+        connector=connector,
     )
     return probe, connector
 
@@ -59,7 +71,9 @@ def test_a_plain_https_url_passes_without_any_network_by_default() -> None:
     assert result.probe is None
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/x", "file:///etc/passwd", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/x", "file:///etc/passwd", "javascript:alert(1)"]
+)
 def test_only_http_and_https_are_accepted(url: str) -> None:
     check = check_url(url, thresholds=DEFAULTS).check
     assert codes(check) == {"url.scheme"}
@@ -76,6 +90,21 @@ def test_known_shorteners_are_an_issue(url: str) -> None:
 )
 def test_shorteners_match_whole_hosts_not_substrings(url: str) -> None:
     assert check_url(url, thresholds=DEFAULTS).check.issues == ()
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://example.com/" + "a" * 2048, "url.too_long"),
+        ("https://example.com:99999/", "url.invalid"),
+        ("https:///just-a-path", "url.invalid"),
+        ("http://[::1/", "url.invalid"),
+    ],
+)
+def test_a_malformed_url_fails(url: str, code: str) -> None:
+    check = check_url(url, thresholds=DEFAULTS).check
+    assert codes(check) == {code}
+    assert not check.passed
 
 
 def test_credentials_before_the_host_are_an_issue() -> None:
@@ -100,7 +129,7 @@ def test_a_literal_private_address_fails_even_without_probing(url: str) -> None:
         "169.254.169.254",
         "100.100.100.200",
         "100.64.0.1",
-        "0.0.0.0",
+        "0.0.0.0",  # noqa: S104 - an address to refuse, not one to bind
         "224.0.0.1",
         "240.0.0.1",
         "::1",
@@ -208,7 +237,9 @@ def test_a_slow_server_is_abandoned_at_the_timeout() -> None:
     with http_server({"/slow": (200, {}, b"late", 3.0)}) as server:
         probe, _ = probe_with({"allowed.test": ["127.0.0.1"]}, LOCAL_ONLY, timeout_s=0.5)
         started = time.monotonic()
-        result = check_url(f"http://allowed.test:{server.port}/slow", thresholds=PROBING, probe=probe)
+        result = check_url(
+            f"http://allowed.test:{server.port}/slow", thresholds=PROBING, probe=probe
+        )
         elapsed = time.monotonic() - started
     assert elapsed < 2.0
     assert codes(result.check) == {"url.unreachable"}
@@ -217,7 +248,9 @@ def test_a_slow_server_is_abandoned_at_the_timeout() -> None:
 def test_an_error_status_is_unreachable() -> None:
     with http_server({}) as server:
         probe, _ = probe_with({"allowed.test": ["127.0.0.1"]}, LOCAL_ONLY)
-        result = check_url(f"http://allowed.test:{server.port}/missing", thresholds=PROBING, probe=probe)
+        result = check_url(
+            f"http://allowed.test:{server.port}/missing", thresholds=PROBING, probe=probe
+        )
     assert codes(result.check) == {"url.unreachable"}
     assert result.probe is not None and result.probe.status == 404
 
@@ -232,3 +265,24 @@ def test_an_unknown_host_is_unreachable() -> None:
 def test_the_default_probe_resolves_through_the_system_and_refuses_localhost() -> None:
     result = check_url("http://localhost:9/", thresholds=PROBING)
     assert codes(result.check) == {"url.forbidden_address"}
+
+
+def test_https_is_verified_against_the_original_host_name_at_the_pinned_address(
+    tmp_path: Path,
+) -> None:
+    server_tls, client_tls = self_signed_tls(tmp_path, "allowed.test")
+    with http_server({"/ok": (200, {}, b"secure", 0.0)}, tls=server_tls) as server:
+        connector = RecordingConnector()
+        probe = UrlProbe(
+            policy=LOCAL_ONLY,
+            resolver=FakeDns({"allowed.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]}),
+            connector=connector,
+            ssl_context=client_tls,
+        )
+        trusted = probe(f"https://allowed.test:{server.port}/ok")
+        # The same server and address, reached under a name its certificate does not carry.
+        mismatched = probe(f"https://other.test:{server.port}/ok")
+    assert trusted.reachable and trusted.status == 200
+    assert not mismatched.reachable
+    assert mismatched.error is not None and "CERTIFICATE_VERIFY_FAILED" in mismatched.error
+    assert connector.calls == [("127.0.0.1", server.port)] * 2

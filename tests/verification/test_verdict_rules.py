@@ -116,7 +116,9 @@ def test_an_empty_submission_routes_to_review() -> None:
 
 def test_the_verdict_serialises_to_json_shapes() -> None:
     verdict = decide([AssetVerdictInput(PERFECT, ScanStatus.INFECTED)], CALM, DEFAULTS)
-    assert verdict.to_dict()["reasons"] == [{"code": "scan.infected", "message": "A file is infected."}]
+    assert verdict.to_dict()["reasons"] == [
+        {"code": "scan.infected", "message": "A file is infected."}
+    ]
 
 
 # --- properties -------------------------------------------------------------------------
@@ -159,7 +161,9 @@ def test_routing_rule_properties(submission: list[AssetVerdictInput], risk: Rift
 
 
 @given(st.lists(st.integers(0, 10_000), max_size=20), st.integers(0, 100))
-def test_a_score_stays_within_0_and_100_for_any_deductions(points: list[int], pass_score: int) -> None:
+def test_a_score_stays_within_0_and_100_for_any_deductions(
+    points: list[int], pass_score: int
+) -> None:
     card = ScoreCard(pass_score=pass_score)
     for index, amount in enumerate(points):
         card.deduct(f"rule.{index}", "m", amount)

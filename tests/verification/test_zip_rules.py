@@ -47,7 +47,9 @@ def test_an_exe_inside_is_flagged(tmp_path: Path) -> None:
 
 
 def test_an_executable_is_found_by_its_bytes_whatever_its_name(tmp_path: Path) -> None:
-    data = build_zip({"invoice.pdf": b"MZ" + b"\x00" * 300, "tool": b"\x7fELF\x02\x01\x01" + bytes(200)})
+    data = build_zip(
+        {"invoice.pdf": b"MZ" + b"\x00" * 300, "tool": b"\x7fELF\x02\x01\x01" + bytes(200)}
+    )
     assert codes(check_bytes(tmp_path, data).check) == {"zip.executable"}
 
 

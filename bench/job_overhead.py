@@ -1,0 +1,137 @@
+"""1. Job-system overhead: drain rate of no-op jobs, project stack vs raw Dramatiq.
+
+Each round fills the `bench` queue with N messages while no worker runs, then starts a
+worker and times the drain from its first ack to an empty queue, watching Dramatiq's
+message hash (`dramatiq:bench.msgs`, emptied on ack). The project's jobs are created the
+real way: job records through `new_job`, handed over by `dispatch_jobs`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import func, select
+
+from actors.broker import build_broker
+from actors.dispatch import DramatiqDispatcher
+from bench.harness import BenchRun, Figure, Spread, ratios, wipe_redis_keys
+from bench.stacks import NOOP, declare_noop, raw_broker
+from service.db import create_db_engine, create_session_factory, transaction
+from service.domain.clock import new_id, utcnow
+from service.domain.jobs import dispatch_jobs, new_job
+from service.models import Job, JobState
+from service.settings import Settings
+
+BATCH = 500
+POLL_S = 0.01
+DRAIN_TIMEOUT_S = 120.0
+MSGS_KEY = f"dramatiq:{NOOP.queue_name}.msgs"
+
+
+@dataclass(frozen=True)
+class Config:
+    jobs: int = 3000
+    rounds: int = 3
+    processes: int = 1
+    threads: int = 4
+
+
+def _enqueue_project(settings: Settings, n: int) -> float:
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    dispatcher = DramatiqDispatcher(build_broker(settings))
+    started = time.perf_counter()
+    for offset in range(0, n, BATCH):
+        with transaction(sessions) as session:
+            jobs = [new_job(session, NOOP, subject_id=new_id(), now=utcnow(), ids=new_id)
+                    for _ in range(min(BATCH, n - offset))]
+        dispatch_jobs(sessions, dispatcher, jobs, utcnow)
+    elapsed = time.perf_counter() - started
+    sessions.kw["bind"].dispose()
+    return n / elapsed
+
+
+def _enqueue_raw(settings: Settings, n: int) -> float:
+    broker = raw_broker(settings)
+    actor = declare_noop(broker)
+    started = time.perf_counter()
+    for _ in range(n):
+        actor.send(new_id())
+    elapsed = time.perf_counter() - started
+    broker.close()
+    return n / elapsed
+
+
+def _drain(run: BenchRun, name: str, setup: str, env: dict[str, str], cfg: Config) -> float:
+    """Start a worker on a full queue; return messages acked per second."""
+    client: redis.Redis = run.redis
+    full = client.hlen(MSGS_KEY)
+    assert full == cfg.jobs, f"expected {cfg.jobs} queued messages, found {full}"
+    worker = run.worker(name, setup, [NOOP.queue_name], env, processes=cfg.processes,
+                        threads=cfg.threads)
+    try:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while (left := client.hlen(MSGS_KEY)) == full:
+            if time.monotonic() > deadline or not worker.alive():
+                raise RuntimeError(f"{name} took no message:\n{worker.output()[-2000:]}")
+            time.sleep(POLL_S / 5)
+        first_at, first_left = time.perf_counter(), left
+        while (left := client.hlen(MSGS_KEY)) > 0:
+            if time.monotonic() > deadline or not worker.alive():
+                raise RuntimeError(f"{name} stalled with {left} left:\n{worker.output()[-2000:]}")
+            time.sleep(POLL_S)
+        return first_left / (time.perf_counter() - first_at)
+    finally:
+        run.stop(worker)
+
+
+def run(bench: BenchRun, cfg: Config) -> list[Figure]:
+    print(f"\n[1] job-system overhead: {cfg.jobs} no-op jobs x {cfg.rounds} rounds, "
+          f"{cfg.processes} process(es) x {cfg.threads} threads, PostgreSQL job records")
+    raw_rates: list[float] = []
+    project_rates: list[float] = []
+    raw_enqueue: list[float] = []
+    project_enqueue: list[float] = []
+    with bench.postgres() as database_url:
+        data_dir = bench.path("data-overhead")
+        settings = Settings(database_url=database_url, redis_url=bench.redis_url,
+                            data_dir=data_dir, jwt_secret="x", license_key_secret="y")
+        env = bench.env(database_url, data_dir)
+        for round_no in range(cfg.rounds):
+            # Alternate the order so drift on a shared machine hits both sides alike.
+            order = ("raw", "project") if round_no % 2 == 0 else ("project", "raw")
+            for stack in order:
+                wipe_redis_keys(bench.redis)
+                if stack == "raw":
+                    raw_enqueue.append(_enqueue_raw(settings, cfg.jobs))
+                    raw_rates.append(_drain(bench, "worker-raw", "bench.stacks:raw", env, cfg))
+                else:
+                    project_enqueue.append(_enqueue_project(settings, cfg.jobs))
+                    project_rates.append(
+                        _drain(bench, "worker-project", "bench.stacks:project", env, cfg))
+            bench.log(f"round {round_no + 1}: raw {raw_rates[-1]:.0f}/s, "
+                      f"project {project_rates[-1]:.0f}/s")
+        engine = create_db_engine(database_url)
+        with engine.connect() as conn:
+            states = dict(conn.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+        engine.dispose()
+    succeeded = states.get(JobState.SUCCEEDED, 0)
+    expected = cfg.jobs * cfg.rounds
+    raw_spread, project_spread = Spread.of(raw_rates), Spread.of(project_rates)
+    ratio = ratios(project_rates, raw_rates)
+    enqueue_ratio = ratios(project_enqueue, raw_enqueue)
+    print(f"    raw Dramatiq drain      {raw_spread.fmt(' jobs/s', 0)}")
+    print(f"    project stack drain     {project_spread.fmt(' jobs/s', 0)}")
+    print(f"    ratio project/raw       {ratio.fmt('', 2)}   target >= 0.67")
+    print(f"    enqueue: raw send {Spread.of(raw_enqueue).fmt('/s', 0)}, project new_job+dispatch "
+          f"{Spread.of(project_enqueue).fmt('/s', 0)}, ratio {enqueue_ratio.fmt('', 2)}")
+    print(f"    job records SUCCEEDED: {succeeded}/{expected}")
+    return [
+        Figure("1 job overhead", f"project {project_spread.median:.0f} jobs/s",
+               f"raw {raw_spread.median:.0f} jobs/s", ratio.fmt("", 2), ">= 0.67",
+               ratio.median >= 2 / 3 and succeeded == expected),
+        Figure("1 enqueue (info)", f"new_job+dispatch {Spread.of(project_enqueue).median:.0f}/s",
+               f"send {Spread.of(raw_enqueue).median:.0f}/s", enqueue_ratio.fmt("", 2), "-",
+               None),
+    ]
