@@ -47,22 +47,39 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def build_broker(settings: Settings, *, tracking: list[Any] | None = None,
-                 extra_middleware: list[Any] | None = None) -> RedisBroker:
+def build_broker(
+    settings: Settings,
+    *,
+    tracking: list[Any] | None = None,
+    extra_middleware: list[Any] | None = None,
+) -> RedisBroker:
     """A Redis broker with retry and time-limit middleware, plus the project's own.
 
     Dramatiq runs `after_*` hooks in reverse order, so `tracking` middleware sits before
     Retries in the list: its after_process_message then runs after Retries has decided
     whether the message is retried or failed for good.
     """
-    middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
-                  *(tracking or []),
-                  Retries(max_retries=settings.max_retries, min_backoff=settings.min_backoff_ms,
-                          max_backoff=settings.max_backoff_ms),
-                  CurrentMessage(), *(extra_middleware or [])]
-    return RedisBroker(client=redis_client(settings), middleware=middleware,
-                       heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
-                       maintenance_chance=settings.broker_maintenance_chance)
+    middleware = [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        *(tracking or []),
+        Retries(
+            max_retries=settings.max_retries,
+            min_backoff=settings.min_backoff_ms,
+            max_backoff=settings.max_backoff_ms,
+        ),
+        CurrentMessage(),
+        *(extra_middleware or []),
+    ]
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        client=redis_client(settings),
+        middleware=middleware,
+        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
+    )
 
 
 def build_services(
@@ -130,16 +147,18 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> Redis
     init_sentry(settings, "worker")
     sessions = create_session_factory(create_db_engine(settings.database_url))
     reporter = FinalFailureReporter()
-    extra: list[Any] = [WorkerHeartbeat(redis_client(settings))]
-    if prometheus:
-        from dramatiq.middleware.prometheus import Prometheus
-
-        extra.append(Prometheus())
     broker = build_broker(
         settings,
         tracking=[JobTracking(sessions, utcnow, on_final_failure=reporter)],
-        extra_middleware=extra,
+        extra_middleware=[WorkerHeartbeat(redis_client(settings))],
     )
+    if prometheus:
+        from actors.prometheus import PrometheusFromBoot
+
+        # First in the list: a message that AgeLimit or JobTracking skips still gets
+        # after_skip_message, which decrements the in-progress gauge; placed later, its
+        # before_process_message (the increment) never ran and the gauge goes negative.
+        broker.add_middleware(PrometheusFromBoot(), before=AgeLimit)
     dramatiq.set_broker(broker)
     services = build_services(settings, broker, WorkerMetrics())
     reporter.services = services

@@ -6,6 +6,7 @@ from typing import Any
 
 import dramatiq
 
+from actors.declare import declare_actor
 from actors.services import WorkerServices
 from service.domain.jobs import PermanentJobError
 from service.domain.queues import SCAN_ASSET
@@ -16,7 +17,9 @@ SCAN_TIME_LIMIT_MS = 300_000
 SCAN_MAX_AGE_MS = 24 * 3600 * 1000
 
 
-def register(broker: dramatiq.Broker, services: WorkerServices) -> dramatiq.Actor[Any, Any]:
+def register(
+    broker: dramatiq.Broker, services: WorkerServices
+) -> dramatiq.Actor[[str], dict[str, Any]]:
     """Declare scan_asset on broker, bound to services."""
 
     def quarantine(asset: Asset) -> None:
@@ -55,17 +58,13 @@ def register(broker: dramatiq.Broker, services: WorkerServices) -> dramatiq.Acto
         services.metrics.observe_verdict(verdict)
         return result
 
-    return dramatiq.actor(
+    return declare_actor(
+        broker,
+        SCAN_ASSET,
         scan_asset,
-        broker=broker,
-        actor_name=SCAN_ASSET.actor_name,
-        queue_name=SCAN_ASSET.queue_name,
-        max_retries=services.settings.max_retries,
-        min_backoff=services.settings.min_backoff_ms,
-        max_backoff=services.settings.max_backoff_ms,
-        time_limit=SCAN_TIME_LIMIT_MS,
-        max_age=SCAN_MAX_AGE_MS,
-        throws=(PermanentJobError,),
+        services,
+        time_limit_ms=SCAN_TIME_LIMIT_MS,
+        max_age_ms=SCAN_MAX_AGE_MS,
     )
 
 

@@ -102,7 +102,7 @@ class JobTracking(Middleware):
     @staticmethod
     def _is_permanent(broker: dramatiq.Broker, message: Any, exception: BaseException) -> bool:
         throws = broker.get_actor(message.actor_name).options.get("throws")
-        return bool(throws) and isinstance(exception, throws)
+        return isinstance(throws, tuple | type) and isinstance(exception, throws)
 
 
 def _describe(exception: BaseException) -> str:

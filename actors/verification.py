@@ -6,8 +6,8 @@ from typing import Any
 
 import dramatiq
 
+from actors.declare import declare_actor
 from actors.services import WorkerServices
-from service.domain.jobs import PermanentJobError
 from service.domain.queues import VERIFY_PROOF
 from service.domain.verification import check_proof
 
@@ -15,7 +15,9 @@ VERIFY_TIME_LIMIT_MS = 120_000
 VERIFY_MAX_AGE_MS = 24 * 3600 * 1000
 
 
-def register(broker: dramatiq.Broker, services: WorkerServices) -> dramatiq.Actor[Any, Any]:
+def register(
+    broker: dramatiq.Broker, services: WorkerServices
+) -> dramatiq.Actor[[str], dict[str, Any]]:
     """Declare verify_proof on broker, bound to services."""
 
     def verify_proof(proof_id: str) -> dict[str, Any]:
@@ -30,15 +32,11 @@ def register(broker: dramatiq.Broker, services: WorkerServices) -> dramatiq.Acto
         services.metrics.observe_verdict(verdict)
         return result
 
-    return dramatiq.actor(
+    return declare_actor(
+        broker,
+        VERIFY_PROOF,
         verify_proof,
-        broker=broker,
-        actor_name=VERIFY_PROOF.actor_name,
-        queue_name=VERIFY_PROOF.queue_name,
-        max_retries=services.settings.max_retries,
-        min_backoff=services.settings.min_backoff_ms,
-        max_backoff=services.settings.max_backoff_ms,
-        time_limit=VERIFY_TIME_LIMIT_MS,
-        max_age=VERIFY_MAX_AGE_MS,
-        throws=(PermanentJobError,),
+        services,
+        time_limit_ms=VERIFY_TIME_LIMIT_MS,
+        max_age_ms=VERIFY_MAX_AGE_MS,
     )

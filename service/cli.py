@@ -30,11 +30,21 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
-def _call(base: str, method: str, path: str, token: str, body: bytes | None = None,
-          content_type: str = "application/json") -> dict[str, Any]:
-    request = urllib.request.Request(base + path, data=body, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - operator URL
+def _call(
+    base: str,
+    method: str,
+    path: str,
+    token: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+) -> dict[str, Any]:
+    request = urllib.request.Request(
+        base + path,
+        data=body,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.load(response))
 
 
@@ -42,11 +52,15 @@ def _multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> t
     boundary = uuid.uuid4().hex
     out = io.BytesIO()
     for name, value in fields.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                  f"{value}\r\n".encode())
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
     for name, filename, data in files:
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                  f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode())
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
+        )
         out.write(data + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
@@ -57,18 +71,37 @@ def demo(settings: Settings, base: str) -> None:
     ttl = timedelta(hours=1)
     buyer = mint_token("demo-buyer", Role.USER, settings.jwt_secret, ttl=ttl)
     seller = mint_token("demo-seller", Role.USER, settings.jwt_secret, ttl=ttl)
-    rift = _call(base, "POST", "/api/rifts", buyer, json.dumps({
-        "title": "Demo: e-book delivery", "item_type": "DIGITAL_GOODS",
-        "seller_id": "demo-seller", "subtotal": 2500, "currency": "EUR"}).encode())
-    _call(base, "POST", f"/api/rifts/{rift['id']}/transitions", buyer,
-          json.dumps({"to": "FUNDED"}).encode())
-    notes = ("Delivered the e-book by email on request. Order reference 4411, "
-             "download link valid for 30 days, receipt attached.\n" * 3).encode()
+    rift = _call(
+        base,
+        "POST",
+        "/api/rifts",
+        buyer,
+        json.dumps(
+            {
+                "title": "Demo: e-book delivery",
+                "item_type": "DIGITAL_GOODS",
+                "seller_id": "demo-seller",
+                "subtotal": 2500,
+                "currency": "EUR",
+            }
+        ).encode(),
+    )
+    _call(
+        base,
+        "POST",
+        f"/api/rifts/{rift['id']}/transitions",
+        buyer,
+        json.dumps({"to": "FUNDED"}).encode(),
+    )
+    notes = (
+        "Delivered the e-book by email on request. Order reference 4411, "
+        "download link valid for 30 days, receipt attached.\n" * 3
+    ).encode()
     body, content_type = _multipart(
         {"tracking_number": "1Z999AA10123456784", "license_key": f"DEMO-{uuid.uuid4().hex[:16]}"},
-        [("files", "delivery-note.txt", notes)])
-    accepted = _call(base, "POST", f"/api/rifts/{rift['id']}/proofs", seller, body,
-                     content_type)
+        [("files", "delivery-note.txt", notes)],
+    )
+    accepted = _call(base, "POST", f"/api/rifts/{rift['id']}/proofs", seller, body, content_type)
     print("submitted:", json.dumps(accepted, indent=2))
     deadline = time.monotonic() + DEMO_POLL_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -95,9 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "token":
-        print(mint_token(args.user_id, Role(args.role), settings.jwt_secret,
-                         ttl=timedelta(hours=args.hours)))
+        print(
+            mint_token(
+                args.user_id, Role(args.role), settings.jwt_secret, ttl=timedelta(hours=args.hours)
+            )
+        )
     else:
+        if not args.api.startswith(("http://", "https://")):
+            sys.exit("--api must be an http:// or https:// URL")
         try:
             demo(settings, args.api.rstrip("/"))
         except urllib.error.HTTPError as exc:

@@ -43,8 +43,9 @@ WORKER_READY_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A freshly migrated database per backend; PostgreSQL absent fails the run."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'rift.sqlite3'}"
@@ -128,27 +129,35 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process read these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS", "dramatiq"))}
     env.update(
-        DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
-        RIFT_DATA_DIR=str(settings.data_dir), JWT_SECRET=settings.jwt_secret,
-        LICENSE_KEY_SECRET=settings.license_key_secret, CLAMD_ADDRESS=settings.clamd_address,
-        SCAN_TIMEOUT_S=str(settings.scan_timeout_s), MAX_FILE_BYTES=str(settings.max_file_bytes),
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        RIFT_DATA_DIR=str(settings.data_dir),
+        JWT_SECRET=settings.jwt_secret,
+        LICENSE_KEY_SECRET=settings.license_key_secret,
+        CLAMD_ADDRESS=settings.clamd_address,
+        SCAN_TIMEOUT_S=str(settings.scan_timeout_s),
+        MAX_FILE_BYTES=str(settings.max_file_bytes),
         MAX_REQUEST_BYTES=str(settings.max_request_bytes),
-        RELAY_GRACE_S=str(settings.relay_grace_s), RELAY_INTERVAL_S=str(settings.relay_interval_s),
-        JOB_MAX_RETRIES=str(settings.max_retries), JOB_MIN_BACKOFF_MS=str(settings.min_backoff_ms),
+        RELAY_GRACE_S=str(settings.relay_grace_s),
+        RELAY_INTERVAL_S=str(settings.relay_interval_s),
+        JOB_MAX_RETRIES=str(settings.max_retries),
+        JOB_MIN_BACKOFF_MS=str(settings.min_backoff_ms),
         JOB_MAX_BACKOFF_MS=str(settings.max_backoff_ms),
         BROKER_HEARTBEAT_TIMEOUT_MS=str(settings.broker_heartbeat_timeout_ms),
         BROKER_MAINTENANCE_CHANCE=str(settings.broker_maintenance_chance),
         REVIEW_SUBTOTAL_MINOR=str(settings.review_subtotal_minor),
         URL_REACHABILITY_CHECK=str(settings.url_reachability_check).lower(),
-        LOG_FORMAT="console", dramatiq_worker_timeout="50",
+        LOG_FORMAT="console",
+        dramatiq_worker_timeout="50",
     )
     env.update(extra)
     return env
 
 
 @pytest.fixture
-def api_context(settings: Settings, sessions: SessionFactory,
-                redis_conn: redis.Redis) -> ApiContext:
+def api_context(
+    settings: Settings, sessions: SessionFactory, redis_conn: redis.Redis
+) -> ApiContext:
     return ApiContext(
         settings=settings,
         sessions=sessions,
@@ -164,8 +173,9 @@ def api_context(settings: Settings, sessions: SessionFactory,
 @pytest.fixture
 def client(api_context: ApiContext) -> falcon.testing.TestClient:
     stats = RedisQueueStats(redis_client(api_context.settings), QUEUE_NAMES)
-    return falcon.testing.TestClient(create_app(api_context, metrics=ApiMetrics(),
-                                                queue_stats=stats))
+    return falcon.testing.TestClient(
+        create_app(api_context, metrics=ApiMetrics(), queue_stats=stats)
+    )
 
 
 Token = Callable[..., dict[str, str]]
@@ -186,28 +196,44 @@ WorkerFactory = Callable[..., ManagedProcess]
 
 
 @pytest.fixture
-def start_worker(settings: Settings, tmp_path: Path,
-                 redis_conn: redis.Redis) -> Iterator[WorkerFactory]:
+def start_worker(
+    settings: Settings, tmp_path: Path, redis_conn: redis.Redis
+) -> Iterator[WorkerFactory]:
     """Start real `dramatiq actors.broker:setup` processes; all stopped after the test."""
     started: list[ManagedProcess] = []
 
-    def start(queues: list[str] | None = None, *, settings_override: Settings | None = None,
-              processes: int = 1, threads: int = 2, **env: str) -> ManagedProcess:
+    def start(
+        queues: list[str] | None = None,
+        *,
+        settings_override: Settings | None = None,
+        processes: int = 1,
+        threads: int = 2,
+        **env: str,
+    ) -> ManagedProcess:
         queues = queues or list(QUEUE_NAMES)
         prom_dir = tmp_path / f"prom-{len(started)}"
         prom_dir.mkdir()
-        process_env = settings_env(settings_override or settings,
-                                   PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
-                                   dramatiq_prom_db=str(prom_dir),
-                                   dramatiq_prom_host="127.0.0.1",
-                                   dramatiq_prom_port=env.pop("prom_port", "0"), **env)
-        worker = ManagedProcess(worker_argv(queues, processes=processes, threads=threads),
-                                process_env, tmp_path / f"worker-{len(started)}.log").start()
+        process_env = settings_env(
+            settings_override or settings,
+            PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
+            dramatiq_prom_db=str(prom_dir),
+            dramatiq_prom_host="127.0.0.1",
+            dramatiq_prom_port=env.pop("prom_port", "0"),
+            **env,
+        )
+        worker = ManagedProcess(
+            worker_argv(queues, processes=processes, threads=threads),
+            process_env,
+            tmp_path / f"worker-{len(started)}.log",
+        ).start()
         started.append(worker)
         key = f"rift:workers:{queues[0]}"
         try:
-            wait_for(lambda: worker.alive() is False or redis_conn.zcard(key) >= processes,
-                     WORKER_READY_TIMEOUT_S, f"worker heartbeat on {key}")
+            wait_for(
+                lambda: worker.alive() is False or redis_conn.zcard(key) >= processes,
+                WORKER_READY_TIMEOUT_S,
+                f"worker heartbeat on {key}",
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- worker output ---\n{worker.output()}") from None
         assert worker.alive(), f"worker exited early:\n{worker.output()}"

@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon
 import structlog
+from falcon.media.multipart import MultipartFormHandler
 
 from service.api.context import ApiContext
 from service.api.errors import handle_domain_error, serialize_http_error
@@ -22,6 +23,8 @@ from service.api.resources.jobs import (
 from service.api.resources.proofs import ProofCollection, VerificationStatus
 from service.api.resources.rifts import RiftCollection, RiftEvents, RiftItem, RiftTransitions
 from service.domain.errors import DomainError
+
+WsgiApp = falcon.App[falcon.Request, falcon.Response]
 
 MAX_REQUEST_ID_CHARS = 64
 
@@ -46,11 +49,13 @@ class RequestIdMiddleware:
         structlog.contextvars.clear_contextvars()
 
 
-def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats) -> falcon.App:
+def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats) -> WsgiApp:
     """Build the WSGI app from its dependencies."""
-    app = falcon.App(middleware=[RequestIdMiddleware(), MetricsMiddleware(metrics)])
+    middleware: list[Any] = [RequestIdMiddleware(), MetricsMiddleware(metrics)]
+    app: WsgiApp = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART]
+    assert isinstance(multipart, MultipartFormHandler)
     multipart.parse_options.max_body_part_count = ctx.settings.max_files_per_proof + 8
     app.add_error_handler(DomainError, handle_domain_error)
     app.set_error_serializer(serialize_http_error)

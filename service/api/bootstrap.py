@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import falcon
-
 from actors.broker import build_broker, redis_client
 from actors.dispatch import DramatiqDispatcher, RedisProbe
 from actors.queue_stats import RedisQueueStats
-from service.api.app import create_app
+from service.api.app import WsgiApp, create_app
 from service.api.context import ApiContext
 from service.api.metrics import ApiMetrics
 from service.blobs import LocalBlobStore
@@ -20,7 +18,7 @@ from service.settings import Settings
 from service.verification.license_keys import LicenseKeyVault
 
 
-def build_api(settings: Settings) -> falcon.App:
+def build_api(settings: Settings) -> WsgiApp:
     """Wire real dependencies (database, blob store, Redis broker) into the app."""
     configure_logging(settings.log_format)
     init_sentry(settings, "api")

@@ -59,7 +59,7 @@ class ApiMetrics:
     def exposition(self) -> bytes:
         if multiprocess_dir():
             registry = CollectorRegistry()
-            prom_multiprocess.MultiProcessCollector(registry)
+            prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
 

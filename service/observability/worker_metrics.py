@@ -8,7 +8,22 @@ from service.domain.queues import ALL_JOB_KINDS
 from service.domain.verification import FinalVerdict
 
 TIME_TO_VERDICT_BUCKETS_S = (
-    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 900, 1800, 3600
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    600,
+    900,
+    1800,
+    3600,
 )
 
 

@@ -53,9 +53,7 @@ def wait_for_job(
 
 
 def status(client: falcon.testing.TestClient, auth: Any, rift_id: str) -> dict[str, Any]:
-    result = client.simulate_get(
-        f"/api/rifts/{rift_id}/verification-status", headers=auth(SELLER)
-    )
+    result = client.simulate_get(f"/api/rifts/{rift_id}/verification-status", headers=auth(SELLER))
     assert result.status_code == 200, result.text
     return dict(result.json)
 

@@ -176,9 +176,16 @@ def test_a_cleanup_interrupted_halfway_is_finished_by_the_job_without_deleting_t
     [gone] = crashing.deleted
     assert len(blob_files(settings.blob_dir)) == 2
     with sessions() as session:
-        assert session.scalars(
-            select(Asset.storage_key).where(Asset.rift_id == rift["id"], Asset.deleted_at.is_(None))
-        ).all().count(gone) == 1, "the crash came before the row was marked"
+        assert (
+            session.scalars(
+                select(Asset.storage_key).where(
+                    Asset.rift_id == rift["id"], Asset.deleted_at.is_(None)
+                )
+            )
+            .all()
+            .count(gone)
+            == 1
+        ), "the crash came before the row was marked"
 
     # When the real cleanup job runs, it finishes the work.
     start_worker(["cleanup"])

@@ -111,13 +111,17 @@ def test_infected_content_inside_zips_pdfs_and_across_chunk_boundaries_is_infect
         client,
         auth,
         rift["id"],
-        files=[(name, content, "application/octet-stream") for name, (content, _) in samples.items()],
+        files=[
+            (name, content, "application/octet-stream") for name, (content, _) in samples.items()
+        ],
     )
 
     assert submitted.status_code == 202, submitted.text
     verdict = wait_for_verdict(client, auth, rift["id"])
     assert verdict["rift_status"] == "UNDER_REVIEW"
-    found = {a["name"]: (a["scan_status"], a["scan_signature"]) for a in verdict["result"]["assets"]}
+    found = {
+        a["name"]: (a["scan_status"], a["scan_signature"]) for a in verdict["result"]["assets"]
+    }
     assert found == {name: ("INFECTED", signature) for name, (_, signature) in samples.items()}
     assert blob_files(settings.blob_dir) == set()
     assert len(blob_files(settings.quarantine_dir)) == len(samples)
@@ -189,7 +193,9 @@ def test_a_file_over_clamds_stream_limit_is_unscannable_and_goes_to_review(
 ):
     over_limit = (DELIVERY_NOTE.encode() * 1000)[: SMALL_STREAM_MAX_KIB * 1024 + 4096]
     assert len(over_limit) <= settings.max_file_bytes
-    start_worker(settings_override=replace(settings, clamd_address=str(small_stream_clamd.tcp_address)))
+    start_worker(
+        settings_override=replace(settings, clamd_address=str(small_stream_clamd.tcp_address))
+    )
     rift = funded_rift(client, auth)
 
     submitted = submit(client, auth, rift["id"], files=[("big.txt", over_limit, "text/plain")])

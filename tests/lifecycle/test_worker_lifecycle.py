@@ -28,13 +28,15 @@ CLEAN_FIELDS = {"tracking_number": "1Z999AA10123456784", "text": DELIVERY_NOTE}
 NOTE = ("delivery-note.txt", DELIVERY_NOTE.encode(), "text/plain")
 
 
-def poll_status(client: Any, auth: Any, rift_id: str, until: set[str],
-                timeout_s: float = VERDICT_TIMEOUT_S) -> dict[str, Any]:
+def poll_status(
+    client: Any, auth: Any, rift_id: str, until: set[str], timeout_s: float = VERDICT_TIMEOUT_S
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     seen = None
     while time.monotonic() < deadline:
-        seen = client.simulate_get(f"/api/rifts/{rift_id}/verification-status",
-                                   headers=auth(SELLER)).json
+        seen = client.simulate_get(
+            f"/api/rifts/{rift_id}/verification-status", headers=auth(SELLER)
+        ).json
         if seen["status"] in until:
             return dict(seen)
         time.sleep(0.05)
@@ -46,7 +48,8 @@ def job_record(client: Any, auth: Any, job_id: str) -> dict[str, Any]:
 
 
 def test_a_worker_verifies_a_clean_submission_and_the_status_shows_the_verdict(
-        client, auth, start_worker):
+    client, auth, start_worker
+):
     start_worker()
     rift = funded_rift(client, auth, item_type="DIGITAL_GOODS")
     accepted = submit(client, auth, rift["id"], fields=CLEAN_FIELDS, files=[NOTE]).json
@@ -56,12 +59,19 @@ def test_a_worker_verifies_a_clean_submission_and_the_status_shows_the_verdict(
     assert status["status"] == "completed"
     result = status["result"]
     assert (result["passed"], result["route_to_review"], result["auto_approved"]) == (
-        True, False, True)
+        True,
+        False,
+        True,
+    )
     assert {a["type"] for a in result["assets"]} == {"FILE", "TRACKING", "TEXT"}
     file_asset = next(a for a in result["assets"] if a["type"] == "FILE")
     assert file_asset["scan_status"] == "CLEAN"
+    wait_for(
+        lambda: job_record(client, auth, accepted["verification_job_id"])["state"] == "SUCCEEDED",
+        10,
+        "the job record to say SUCCEEDED",
+    )
     job = job_record(client, auth, accepted["verification_job_id"])
-    assert job["state"] == "SUCCEEDED"
     assert job["attempts"] == 1
     assert job["result"]["proof_id"] == accepted["proof_id"]
     assert job["started_at"] and job["finished_at"]
@@ -76,9 +86,15 @@ def test_a_worker_verifies_a_clean_submission_and_the_status_shows_the_verdict(
 def test_a_flagged_submission_goes_under_review_recorded_as_the_system(client, auth, start_worker):
     start_worker()
     rift = funded_rift(client, auth)
-    submit(client, auth, rift["id"], fields={
-        "tracking_number": "1Z999AA10123456784",
-        "text": DELIVERY_NOTE + "<script>fetch('https://evil.example')</script>"})
+    submit(
+        client,
+        auth,
+        rift["id"],
+        fields={
+            "tracking_number": "1Z999AA10123456784",
+            "text": DELIVERY_NOTE + "<script>fetch('https://evil.example')</script>",
+        },
+    )
 
     status = poll_status(client, auth, rift["id"], {"completed", "failed"})
 
@@ -92,12 +108,19 @@ def test_a_flagged_submission_goes_under_review_recorded_as_the_system(client, a
     assert (review[0]["actor_role"], review[0]["actor_id"]) == ("SYSTEM", None)
 
 
-def test_a_permanent_failure_is_failed_at_once_without_retries(sessions, api_context, auth,
-                                                               client, start_worker):
+def test_a_permanent_failure_is_failed_at_once_without_retries(
+    sessions, api_context, auth, client, start_worker
+):
     start_worker(["verification"])
     with sessions() as session, session.begin():
-        job = new_job(session, VERIFY_PROOF, subject_id="no-such-proof", now=utcnow(),
-                      ids=new_id, requested_by=SELLER)
+        job = new_job(
+            session,
+            VERIFY_PROOF,
+            subject_id="no-such-proof",
+            now=utcnow(),
+            ids=new_id,
+            requested_by=SELLER,
+        )
     dispatch_jobs(sessions, api_context.dispatcher, [job], utcnow)
 
     def final() -> bool:
@@ -113,15 +136,19 @@ def test_a_permanent_failure_is_failed_at_once_without_retries(sessions, api_con
 
 
 def test_a_job_that_fails_then_succeeds_is_retried_with_its_attempts_counted(
-        client, auth, settings, start_worker):
+    client, auth, settings, start_worker
+):
     """A worker started with the wrong key secret fails; once fixed, the retry succeeds."""
     broken = replace(settings, license_key_secret="a-different-secret-0123456789abcdef012345")
     first = start_worker(["verification"], settings_override=broken)
     rift = funded_rift(client, auth)
     accepted = submit(client, auth, rift["id"], fields={"license_key": "ABCD-1234-EFGH-5678"}).json
     job_id = accepted["verification_job_id"]
-    wait_for(lambda: job_record(client, auth, job_id)["state"] == "RETRYING", VERDICT_TIMEOUT_S,
-             "the first attempt to fail")
+    wait_for(
+        lambda: job_record(client, auth, job_id)["state"] == "RETRYING",
+        VERDICT_TIMEOUT_S,
+        "the first attempt to fail",
+    )
     assert "LicenseKeyDecryptionError" in job_record(client, auth, job_id)["last_error"]
     assert poll_status(client, auth, rift["id"], {"processing"})["status"] == "processing"
     first.stop()
@@ -130,17 +157,23 @@ def test_a_job_that_fails_then_succeeds_is_retried_with_its_attempts_counted(
     status = poll_status(client, auth, rift["id"], {"completed", "failed"})
 
     assert status["status"] == "completed"
-    job = job_record(client, auth, job_id)
-    assert job["state"] == "SUCCEEDED"
-    assert job["attempts"] >= 2
+    # The verdict commits inside the actor; the record's SUCCEEDED follows in the hook.
+    wait_for(
+        lambda: job_record(client, auth, job_id)["state"] == "SUCCEEDED",
+        10,
+        "the job record to say SUCCEEDED",
+    )
+    assert job_record(client, auth, job_id)["attempts"] >= 2
 
 
 @pytest.mark.chaos
 def test_a_worker_killed_mid_job_has_its_job_redelivered_and_finished_once(
-        client, auth, settings, start_worker, sessions):
+    client, auth, settings, start_worker, sessions
+):
     with HangingServer() as hung:
-        stalled = replace(settings, clamd_address=f"tcp://127.0.0.1:{hung.port}",
-                          scan_timeout_s=60.0)
+        stalled = replace(
+            settings, clamd_address=f"tcp://127.0.0.1:{hung.port}", scan_timeout_s=60.0
+        )
         doomed = start_worker(["scan"], settings_override=stalled)
         verifier = start_worker(["verification"])
         rift = funded_rift(client, auth)
@@ -157,19 +190,29 @@ def test_a_worker_killed_mid_job_has_its_job_redelivered_and_finished_once(
     status = poll_status(client, auth, rift["id"], {"completed", "failed"})
 
     assert status["status"] == "completed"
+
+    def scan_succeeded() -> bool:
+        with sessions() as session:
+            return session.get(Job, scan_job.id).state is JobState.SUCCEEDED
+
+    wait_for(scan_succeeded, 10, "the scan job record to say SUCCEEDED")
     with sessions() as session:
         scan_job = session.get(Job, scan_job.id)
         assert scan_job.state is JobState.SUCCEEDED
         assert scan_job.attempts == 2
     events = client.simulate_get(f"/api/rifts/{rift['id']}/events", headers=auth(BUYER)).json
-    verdict_events = [e for e in events["events"] if e["kind"] in ("proof_verified",)
-                      or e["to_status"] == "UNDER_REVIEW"]
+    verdict_events = [
+        e
+        for e in events["events"]
+        if e["kind"] in ("proof_verified",) or e["to_status"] == "UNDER_REVIEW"
+    ]
     assert len(verdict_events) == 1
     assert verifier.alive()
 
 
-def test_operators_list_a_failed_job_and_retry_it(client, auth, sessions, api_context,
-                                                  start_worker):
+def test_operators_list_a_failed_job_and_retry_it(
+    client, auth, sessions, api_context, start_worker
+):
     from service.domain.users import Role
 
     admin = auth("ops", Role.ADMIN)
@@ -177,16 +220,22 @@ def test_operators_list_a_failed_job_and_retry_it(client, auth, sessions, api_co
     with sessions() as session, session.begin():
         job = new_job(session, VERIFY_PROOF, subject_id="gone", now=utcnow(), ids=new_id)
     dispatch_jobs(sessions, api_context.dispatcher, [job], utcnow)
-    wait_for(lambda: client.simulate_get("/api/admin/jobs", headers=admin).json["jobs"],
-             VERDICT_TIMEOUT_S, "the failed job to be listed")
+    wait_for(
+        lambda: client.simulate_get("/api/admin/jobs", headers=admin).json["jobs"],
+        VERDICT_TIMEOUT_S,
+        "the failed job to be listed",
+    )
     listed = client.simulate_get("/api/admin/jobs", headers=admin).json["jobs"]
     assert [j["id"] for j in listed] == [job.id]
 
     retried = client.simulate_post(f"/api/admin/jobs/{job.id}/retry", headers=admin)
     assert retried.status_code == 202
     assert retried.json["state"] in ("QUEUED", "RUNNING", "FAILED")
-    wait_for(lambda: client.simulate_get(f"/api/jobs/{job.id}", headers=admin).json[
-        "attempts"] == 2, VERDICT_TIMEOUT_S, "the retried attempt")
+    wait_for(
+        lambda: client.simulate_get(f"/api/jobs/{job.id}", headers=admin).json["attempts"] == 2,
+        VERDICT_TIMEOUT_S,
+        "the retried attempt",
+    )
     again = client.simulate_post(f"/api/admin/jobs/{job.id}/retry", headers=admin)
     assert again.status_code in (202, 409)
     _ = timedelta

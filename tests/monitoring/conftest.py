@@ -56,8 +56,9 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def monitoring_settings(migrated_sqlite: Path, redis_url: str, clamd: RunningClamd,
-                        tmp_path: Path) -> Settings:
+def monitoring_settings(
+    migrated_sqlite: Path, redis_url: str, clamd: RunningClamd, tmp_path: Path
+) -> Settings:
     database = tmp_path / "rift.sqlite3"
     with sqlite3.connect(migrated_sqlite) as source, sqlite3.connect(database) as copy:
         source.backup(copy)
@@ -89,8 +90,9 @@ def monitoring_sessions(monitoring_settings: Settings) -> Iterator[SessionFactor
 
 
 @pytest.fixture
-def api_client(monitoring_settings: Settings, monitoring_sessions: SessionFactory,
-               redis_conn: redis.Redis) -> falcon.testing.TestClient:
+def api_client(
+    monitoring_settings: Settings, monitoring_sessions: SessionFactory, redis_conn: redis.Redis
+) -> falcon.testing.TestClient:
     """The API in this process, dispatching to the real Redis broker."""
     settings = monitoring_settings
     ctx = ApiContext(
@@ -113,8 +115,9 @@ def auth_headers(monitoring_settings: Settings) -> Callable[..., dict[str, str]]
 
 
 @pytest.fixture
-def stack(monitoring_settings: Settings, tmp_path: Path,
-          redis_conn: redis.Redis) -> Iterator[Stack]:
+def stack(
+    monitoring_settings: Settings, tmp_path: Path, redis_conn: redis.Redis
+) -> Iterator[Stack]:
     running = Stack(monitoring_settings, tmp_path, redis_conn)
     yield running
     running.stop_all()

@@ -143,9 +143,16 @@ class ProcessIn(ManagedProcess):
     cwd: Path = REPO_ROOT
 
     def start(self) -> ProcessIn:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=dict(self.env), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        # The child has its own copy of the descriptor; ours is closed at once.
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=dict(self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
 
@@ -180,8 +187,9 @@ class Stack:
     redis: redis.Redis
     services: list[Service] = field(default_factory=list)
 
-    def _start(self, name: str, argv: list[str], env: Mapping[str, str],
-               cwd: Path = REPO_ROOT) -> ManagedProcess:
+    def _start(
+        self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = REPO_ROOT
+    ) -> ManagedProcess:
         log = self.workdir / f"{name}.log"
         return ProcessIn(argv, env, log, cwd=cwd).start()
 
@@ -189,32 +197,62 @@ class Stack:
         self.services.append(service)
         return service
 
-    def api(self, *, workers: int = 2, threads: int = 4, metrics_dir: Path | None = None,
-            cwd: Path = REPO_ROOT, **env: str) -> Service:
+    def api(
+        self,
+        *,
+        workers: int = 2,
+        threads: int = 4,
+        metrics_dir: Path | None = None,
+        cwd: Path = REPO_ROOT,
+        **env: str,
+    ) -> Service:
         """gunicorn with deploy/gunicorn.conf.py; without metrics_dir, the config's default."""
         port = free_port()
-        extra = {"API_BIND": f"127.0.0.1:{port}", "API_WORKERS": str(workers),
-                 "API_THREADS": str(threads), "PYTHONPATH": str(REPO_ROOT), **env}
+        extra = {
+            "API_BIND": f"127.0.0.1:{port}",
+            "API_WORKERS": str(workers),
+            "API_THREADS": str(threads),
+            "PYTHONPATH": str(REPO_ROOT),
+            **env,
+        }
         if metrics_dir is not None:
             extra["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         argv = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONFIG), "service.api.wsgi:app"]
         process = self._start(f"api-{port}", argv, settings_env(self.settings, **extra), cwd)
         url = f"http://127.0.0.1:{port}"
-        return self._add(Service("api", process, url, lambda: answers(url + "/healthz"),
-                                 metrics_dir or cwd / "var" / "prometheus" / "api"))
+        return self._add(
+            Service(
+                "api",
+                process,
+                url,
+                lambda: answers(url + "/healthz"),
+                metrics_dir or cwd / "var" / "prometheus" / "api",
+            )
+        )
 
-    def pool(self, queues: list[str], *, processes: int = 1, threads: int = 2,
-             port: int | None = None, settings: Settings | None = None, **env: str) -> Service:
+    def pool(
+        self,
+        queues: list[str],
+        *,
+        processes: int = 1,
+        threads: int = 2,
+        port: int | None = None,
+        settings: Settings | None = None,
+        **env: str,
+    ) -> Service:
         """A Dramatiq pool as supervisord runs it: its own metrics directory and port."""
         port = port or free_port()
         name = f"pool-{queues[0]}-{port}"
         metrics_dir = self.workdir / name
         metrics_dir.mkdir()
-        process_env = settings_env(settings or self.settings,
-                                   PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-                                   dramatiq_prom_db=str(metrics_dir),
-                                   dramatiq_prom_host="127.0.0.1",
-                                   dramatiq_prom_port=str(port), **env)
+        process_env = settings_env(
+            settings or self.settings,
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            dramatiq_prom_db=str(metrics_dir),
+            dramatiq_prom_host="127.0.0.1",
+            dramatiq_prom_port=str(port),
+            **env,
+        )
         argv = worker_argv(queues, processes=processes, threads=threads)
         process = self._start(name, argv, process_env)
         url = f"http://127.0.0.1:{port}"
@@ -229,8 +267,9 @@ class Stack:
         """`python -m actors.scheduler`: outbox relay and the metrics collector."""
         port = free_port()
         env = settings_env(self.settings, COLLECTOR_HOST="127.0.0.1", COLLECTOR_PORT=str(port))
-        process = self._start("scheduler", [str(VENV_BIN / "python"), "-m", "actors.scheduler"],
-                              env)
+        process = self._start(
+            "scheduler", [str(VENV_BIN / "python"), "-m", "actors.scheduler"], env
+        )
         url = f"http://127.0.0.1:{port}"
         return self._add(Service("collector", process, url, lambda: answers(url + "/metrics")))
 
@@ -241,9 +280,12 @@ class Stack:
         port = free_port()
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(config)
-        argv = [binary, f"--config.file={config_path}",
-                f"--storage.tsdb.path={self.workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}"]
+        argv = [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={self.workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
         process = self._start("prometheus", argv, {"PATH": "/usr/bin:/bin"})
         url = f"http://127.0.0.1:{port}"
         return self._add(Service("prometheus", process, url, lambda: answers(url + "/-/ready")))
@@ -255,8 +297,9 @@ class Stack:
         while pending:
             for service in list(pending):
                 if not service.process.alive():
-                    pytest.fail(f"{service.name} exited while starting:\n"
-                                f"{service.process.output()[-4000:]}")
+                    pytest.fail(
+                        f"{service.name} exited while starting:\n{service.process.output()[-4000:]}"
+                    )
                 if service.ready():
                     pending.remove(service)
             if pending and time.monotonic() > deadline:

@@ -12,16 +12,19 @@ import json
 import math
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from actors.broker import build_broker
+from actors.dispatch import DramatiqDispatcher
 from grafana import alerts, artefacts, dashboards, scrape_config
 from service.blobs import LocalBlobStore
 from service.db import SessionFactory
-from service.models import FINAL_JOB_STATES, Asset, Job
+from service.models import FINAL_JOB_STATES, Asset, Job, JobState
 from service.settings import Settings
 from tests.scanning.samples import EICAR
 from tests.support.flows import BUYER, DELIVERY_NOTE, funded_rift, submit
@@ -59,8 +62,9 @@ def describe(result: list[dict[str, Any]]) -> str:
     """Render a vector as `label=value: number`, one entry per series, in a stable order."""
     parts = []
     for series in result:
-        labels = ",".join(f"{k}={v}" for k, v in sorted(series["metric"].items())
-                          if k not in TARGET_LABELS)
+        labels = ",".join(
+            f"{k}={v}" for k, v in sorted(series["metric"].items()) if k not in TARGET_LABELS
+        )
         value = float(series["value"][1])
         shown = "NaN" if math.isnan(value) else f"{value:.4g}"
         parts.append(f"{labels}: {shown}" if labels else shown)
@@ -76,34 +80,38 @@ def jobs_settled(sessions: SessionFactory, expected: int) -> bool:
     return total >= expected and unfinished == 0
 
 
-def drive_wave(client: HttpClient, settings: Settings, *, vanish: bool) -> tuple[int, list[str]]:
-    """Submit clean and infected proof, cancel a rift, make client errors.
+def drive_wave(client: HttpClient, settings: Settings, wave: int) -> tuple[int, list[str]]:
+    """Submit clean, infected and soon-lost files, cancel a rift, make client errors.
 
-    Returns the number of jobs created and the storage keys of files to remove before
-    they are scanned (a disk losing a file: the scan retries, then goes to dead letters).
+    Returns the number of jobs created and the ids of the assets whose files are to be
+    removed before they are scanned (a disk losing a file: the scan retries, then fails
+    for good and the message goes to the dead letters).
     """
     auth = bearer_headers(settings)
-    clean = funded_rift(client, auth)
-    result = submit(client, auth, clean["id"], fields={"tracking_number": "1Z999AA10123456784"},
-                    files=[("note.txt", DELIVERY_NOTE.encode(), "text/plain")])
+    note = f"{DELIVERY_NOTE}Reference: wave {wave}, {uuid.uuid4()}.\n"
+    clean = funded_rift(client, auth, item_type="DIGITAL_GOODS")
+    result = submit(
+        client,
+        auth,
+        clean["id"],
+        fields={"tracking_number": "1Z999AA10123456784", "text": note},
+        files=[("note.txt", note.encode(), "text/plain")],
+    )
     assert result.status_code == 202, result.text
     infected = funded_rift(client, auth)
     result = submit(client, auth, infected["id"], files=[("eicar.txt", EICAR, "text/plain")])
     assert result.status_code == 202, result.text
-    jobs = 4  # a verification and a scan job per proof
-    doomed: list[str] = []
-    if vanish:
-        lost = funded_rift(client, auth)
-        result = submit(client, auth, lost["id"],
-                        files=[("lost.txt", DELIVERY_NOTE.upper().encode(), "text/plain")])
-        assert result.status_code == 202, result.text
-        doomed = result.json["asset_ids"]
-        jobs += 2
+    lost = funded_rift(client, auth)
+    result = submit(
+        client, auth, lost["id"], files=[("lost.txt", note.upper().encode(), "text/plain")]
+    )
+    assert result.status_code == 202, result.text
+    doomed = [result.json["asset_ids"][0]]
     cancelled = funded_rift(client, auth)
-    result = client.simulate_post(f"/api/rifts/{cancelled['id']}/transitions",
-                                  json={"to": "CANCELED"}, headers=auth(BUYER))
+    result = client.simulate_post(
+        f"/api/rifts/{cancelled['id']}/transitions", json={"to": "CANCELED"}, headers=auth(BUYER)
+    )
     assert result.status_code == 200, result.text
-    jobs += 1
     client_errors = [
         client.simulate_get("/api/rifts/no-such-rift", headers=auth(BUYER)),
         client.simulate_post("/api/rifts", json={"title": "no token"}),
@@ -112,7 +120,15 @@ def drive_wave(client: HttpClient, settings: Settings, *, vanish: bool) -> tuple
     assert all(400 <= r.status_code < 500 for r in client_errors), [
         (r.status_code, r.text) for r in client_errors
     ]
-    return jobs, doomed
+    return 3 * 2 + 1, doomed  # a verification and a scan job per proof, one cleanup
+
+
+def redeliver_a_finished_job(sessions: SessionFactory, settings: Settings) -> None:
+    """Send a SUCCEEDED job's message again, as a broker does after a lost acknowledgement."""
+    with sessions() as session:
+        job = session.scalars(select(Job).where(Job.state == JobState.SUCCEEDED)).first()
+        assert job is not None
+    DramatiqDispatcher(build_broker(settings)).dispatch(job)
 
 
 def remove_blobs(sessions: SessionFactory, settings: Settings, asset_ids: list[str]) -> None:
@@ -124,7 +140,9 @@ def remove_blobs(sessions: SessionFactory, settings: Settings, asset_ids: list[s
 
 
 def test_every_panel_returns_data_and_every_alert_rule_evaluates(
-    stack: Stack, monitoring_settings: Settings, monitoring_sessions: SessionFactory,
+    stack: Stack,
+    monitoring_settings: Settings,
+    monitoring_sessions: SessionFactory,
     tmp_path: Path,
 ) -> None:
     settings, sessions = monitoring_settings, monitoring_sessions
@@ -135,9 +153,13 @@ def test_every_panel_returns_data_and_every_alert_rule_evaluates(
     collector = stack.scheduler()
     scan_port = free_port()
     config = scrape_config.render(
-        scrape_config.Targets(api_port=api.port, collector_port=collector.port,
-                              verification_port=verification.port, scan_port=scan_port,
-                              cleanup_port=cleanup.port),
+        scrape_config.Targets(
+            api_port=api.port,
+            collector_port=collector.port,
+            verification_port=verification.port,
+            scan_port=scan_port,
+            cleanup_port=cleanup.port,
+        ),
         scrape_interval_s=SCRAPE_INTERVAL_S,
         rule_files=(str(artefacts.ALERT_RULES),),
     )
@@ -145,18 +167,21 @@ def test_every_panel_returns_data_and_every_alert_rule_evaluates(
     stack.wait_ready(api, verification, cleanup, collector, prometheus)
     client = HttpClient(api.url)
 
-    # When a first wave of load runs, with one file lost before the scanner gets to it
-    jobs, doomed = drive_wave(client, settings, vanish=True)
+    # When a first wave of load runs, with a file lost before the scanner gets to it
+    jobs, doomed = drive_wave(client, settings, wave=1)
     remove_blobs(sessions, settings, doomed)
     time.sleep(2 * SCRAPE_INTERVAL_S)  # the backlog is scraped while the scan pool is down
     scan = stack.pool(["scan"], port=scan_port)
     stack.wait_ready(scan)
     wait_for(lambda: jobs_settled(sessions, jobs), JOBS_SETTLE_TIMEOUT_S, "first wave of jobs")
+    redeliver_a_finished_job(sessions, settings)
     time.sleep(2 * SCRAPE_INTERVAL_S)
     # and a second wave moves every counter again
-    more, _ = drive_wave(client, settings, vanish=False)
-    wait_for(lambda: jobs_settled(sessions, jobs + more), JOBS_SETTLE_TIMEOUT_S,
-             "second wave of jobs")
+    more, doomed = drive_wave(client, settings, wave=2)
+    remove_blobs(sessions, settings, doomed)
+    wait_for(
+        lambda: jobs_settled(sessions, jobs + more), JOBS_SETTLE_TIMEOUT_S, "second wave of jobs"
+    )
     time.sleep(2 * SCRAPE_INTERVAL_S)
 
     # Then every alert expression parses and evaluates
@@ -181,14 +206,18 @@ def test_every_panel_returns_data_and_every_alert_rule_evaluates(
         return not empty
 
     try:
-        wait_for(every_query_has_data, QUERY_DATA_TIMEOUT_S, "data for every panel query",
-                 interval_s=1.0)
-    finally:
-        report = "\n".join(
-            f"{title}: " + " | ".join(shown) for title, shown in values.items()
+        wait_for(
+            every_query_has_data, QUERY_DATA_TIMEOUT_S, "data for every panel query", interval_s=1.0
         )
+    finally:
+        report = "\n".join(f"{title}: " + " | ".join(shown) for title, shown in values.items())
         (tmp_path / "panel-values.txt").write_text(report + "\n")
         print(f"\nPanel values ({tmp_path / 'panel-values.txt'}):\n{report}")
+
+    # and no gauge counts fewer than zero things in progress (a skipped message included)
+    for gauge in ("dramatiq_messages_inprogress", "rift_http_requests_in_flight"):
+        series = query(prometheus, gauge)["data"]["result"]
+        assert series and all(float(s["value"][1]) >= 0 for s in series), series
 
     # and Prometheus loaded every alert rule and evaluates it without error
     def rules_healthy() -> bool:
@@ -200,5 +229,7 @@ def test_every_panel_returns_data_and_every_alert_rule_evaluates(
     wait_for(rules_healthy, 10.0, "every alert rule evaluated with health ok", interval_s=0.5)
     targets = api_get(prometheus, "/api/v1/targets")["activeTargets"]
     assert {(t["labels"]["job"], t["health"]) for t in targets} == {
-        ("rift-api", "up"), ("rift-workers", "up"), ("rift-collector", "up")
+        ("rift-api", "up"),
+        ("rift-workers", "up"),
+        ("rift-collector", "up"),
     }, targets

@@ -14,7 +14,8 @@ from service.models import Base
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_ADMIN_URL = os.environ.get(
-    "RIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    "RIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def migrate(database_url: str) -> None:
@@ -34,8 +35,7 @@ def create_postgres_database() -> str:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
-    return sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-        hide_password=False)
+    return sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_postgres_database(url: str) -> None:

@@ -17,25 +17,38 @@ DELIVERY_NOTE = (
 ) * 4
 
 
-def multipart(fields: Mapping[str, str] | None = None,
-              files: Sequence[tuple[str, bytes, str]] = ()) -> tuple[bytes, dict[str, str]]:
+def multipart(
+    fields: Mapping[str, str] | None = None, files: Sequence[tuple[str, bytes, str]] = ()
+) -> tuple[bytes, dict[str, str]]:
     """Encode fields and (filename, content, content type) files as multipart/form-data."""
     boundary = uuid.uuid4().hex
     parts: list[bytes] = []
     for name, value in (fields or {}).items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                     .encode() + value.encode() + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
     for filename, content, content_type in files:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-                     f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
-                     + content + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+            + content
+            + b"\r\n"
+        )
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def create_rift(client: falcon.testing.TestClient, auth: Any, **overrides: Any) -> dict[str, Any]:
-    body = {"title": "Logo design", "item_type": "SERVICES", "seller_id": SELLER,
-            "subtotal": 25_000, "currency": "USD", **overrides}
+    body = {
+        "title": "Logo design",
+        "item_type": "SERVICES",
+        "seller_id": SELLER,
+        "subtotal": 25_000,
+        "currency": "USD",
+        **overrides,
+    }
     result = client.simulate_post("/api/rifts", json=body, headers=auth(BUYER))
     assert result.status_code == 201, result.text
     return dict(result.json)
@@ -43,16 +56,26 @@ def create_rift(client: falcon.testing.TestClient, auth: Any, **overrides: Any) 
 
 def funded_rift(client: falcon.testing.TestClient, auth: Any, **overrides: Any) -> dict[str, Any]:
     rift = create_rift(client, auth, **overrides)
-    result = client.simulate_post(f"/api/rifts/{rift['id']}/transitions", json={"to": "FUNDED"},
-                                  headers=auth(BUYER))
+    result = client.simulate_post(
+        f"/api/rifts/{rift['id']}/transitions", json={"to": "FUNDED"}, headers=auth(BUYER)
+    )
     assert result.status_code == 200, result.text
     return dict(result.json)
 
 
-def submit(client: falcon.testing.TestClient, auth: Any, rift_id: str, *,
-           fields: Mapping[str, str] | None = None,
-           files: Sequence[tuple[str, bytes, str]] = (), user: str = SELLER,
-           headers: Mapping[str, str] | None = None) -> falcon.testing.Result:
+def submit(
+    client: falcon.testing.TestClient,
+    auth: Any,
+    rift_id: str,
+    *,
+    fields: Mapping[str, str] | None = None,
+    files: Sequence[tuple[str, bytes, str]] = (),
+    user: str = SELLER,
+    headers: Mapping[str, str] | None = None,
+) -> falcon.testing.Result:
     body, content_headers = multipart(fields, files)
-    return client.simulate_post(f"/api/rifts/{rift_id}/proofs", body=body,
-                                headers={**auth(user), **content_headers, **(headers or {})})
+    return client.simulate_post(
+        f"/api/rifts/{rift_id}/proofs",
+        body=body,
+        headers={**auth(user), **content_headers, **(headers or {})},
+    )

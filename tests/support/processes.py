@@ -36,9 +36,14 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         with open(self.log_path, "ab") as log:
             # The child keeps its own copy of the descriptor.
-            self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT, env=dict(self.env),
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=REPO_ROOT,
+                env=dict(self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -72,9 +77,18 @@ class ManagedProcess:
 
 
 def worker_argv(queues: list[str], *, processes: int = 1, threads: int = 2) -> list[str]:
-    return [str(VENV_BIN / "dramatiq"), "actors.broker:setup", "--processes", str(processes),
-            "--threads", str(threads), "--queues", *queues,
-            "--worker-shutdown-timeout", "5000"]
+    return [
+        str(VENV_BIN / "dramatiq"),
+        "actors.broker:setup",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--queues",
+        *queues,
+        "--worker-shutdown-timeout",
+        "5000",
+    ]
 
 
 def wait_for(predicate: object, timeout_s: float, what: str, interval_s: float = 0.05) -> None:
