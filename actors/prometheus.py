@@ -20,7 +20,7 @@ class PrometheusFromBoot(Prometheus):
     """
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        super().after_process_boot(broker)
+        super().after_process_boot(broker)  # type: ignore[no-untyped-call]  # unannotated upstream
         for actor_name in broker.get_declared_actors():
             queue = broker.get_actor(actor_name).queue_name
             for counter in (

@@ -93,8 +93,9 @@ def demo(settings: Settings, base: str) -> None:
         buyer,
         json.dumps({"to": "FUNDED"}).encode(),
     )
+    # Unique per rift: an identical file on another rift is flagged as reused proof.
     notes = (
-        "Delivered the e-book by email on request. Order reference 4411, "
+        f"Delivered the e-book for rift {rift['id']} by email on request; "
         "download link valid for 30 days, receipt attached.\n" * 3
     ).encode()
     body, content_type = _multipart(

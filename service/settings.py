@@ -126,7 +126,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'rift.sqlite3'}",
             redis_url=redis_url_from_env(env),
             data_dir=data_dir,
-            jwt_secret=jwt_secret or "dev-only-jwt-secret-change-me",
+            jwt_secret=jwt_secret or "dev-only-jwt-secret-change-me-0123456789",
             license_key_secret=key_secret or "dev-only-license-key-secret-change-me-0123456789",
             environment=environment,
             log_format=env.get("LOG_FORMAT", "json" if environment == "production" else "console"),
