@@ -40,8 +40,13 @@ def register(
             storage_key = asset.storage_key
         if storage_key is None:
             raise PermanentJobError(f"asset {asset_id} has no stored file")
-        # ScannerUnavailable propagates: Retries backs off and tries again.
-        with services.blobs.open(storage_key) as stream:
+        # ScannerUnavailable propagates: Retries backs off and tries again. A vanished blob
+        # will not come back: fail at once, and give_up_scan marks the file ERROR (review).
+        try:
+            stream = services.blobs.open(storage_key)
+        except FileNotFoundError:
+            raise PermanentJobError(f"asset {asset_id}: its stored file is gone") from None
+        with stream:
             scan = services.scanner.scan_stream(stream)
         status = ScanStatus(scan.status.value)
         services.metrics.scan_verdicts.labels(status.value).inc()

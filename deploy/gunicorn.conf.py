@@ -4,7 +4,14 @@ import os
 import shutil
 from pathlib import Path
 
-from prometheus_client import multiprocess
+# Before prometheus_client is imported: it picks in-process or multiprocess values once, at
+# import, and the workers inherit that choice from this (the master) process. Absolute, so
+# the master and its workers agree on it whatever directory they run in.
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path("var/prometheus/api").resolve())
+)
+
+from prometheus_client import multiprocess  # noqa: E402
 
 bind = os.environ.get("API_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("API_WORKERS", "2"))
@@ -14,8 +21,6 @@ worker_class = "gthread"
 timeout = int(os.environ.get("API_TIMEOUT_S", "120"))
 graceful_timeout = 30
 accesslog = "-"
-
-_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "var/prometheus/api")
 
 
 def on_starting(server: object) -> None:

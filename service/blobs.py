@@ -139,8 +139,10 @@ class LocalBlobStore:
         return True
 
     def _list(self, root: Path) -> Iterator[BlobInfo]:
+        # Half-written uploads (TEMP_SUFFIX) are listed too: no row ever names one, so the
+        # retention sweep removes those a crashed upload left, once they are past its grace.
         for path in root.rglob("*"):
-            if path.is_file() and not path.name.endswith(TEMP_SUFFIX):
+            if path.is_file():
                 yield BlobInfo(
                     key=path.relative_to(root).as_posix(),
                     modified_at=datetime.fromtimestamp(path.stat().st_mtime, UTC),

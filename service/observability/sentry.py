@@ -5,15 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 import sentry_sdk
+from sentry_sdk.integrations import Integration
+from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 from sentry_sdk.integrations.falcon import FalconIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
 from service.settings import Settings
 
 SCRUBBED_HEADERS = ("authorization", "cookie", "idempotency-key")
+#: Bounds how long a worker thread waits for a final-failure event to be delivered.
+FINAL_FAILURE_FLUSH_TIMEOUT_S = 2.0
 
 
-def _scrub(event: Any, hint: Any) -> Any:
+def _is_attempt_failure(event: Any) -> bool:
+    """Is this the Dramatiq integration's event for one failed attempt?"""
+    values = (event.get("exception") or {}).get("values") or []
+    return any((value.get("mechanism") or {}).get("type") == "dramatiq" for value in values)
+
+
+def _before_send(event: Any, hint: Any) -> Any:
+    # A failed attempt that will be retried is not an incident; a job is reported once, by
+    # report_final_failure, when it has failed for good.
+    if _is_attempt_failure(event):
+        return None
     request = event.get("request") or {}
     # Proof uploads and bearer tokens never leave the service.
     request.pop("data", None)
@@ -28,29 +42,27 @@ def init_sentry(settings: Settings, component: str) -> bool:
     """Start Sentry when SENTRY_DSN is set; return whether it was started."""
     if not settings.sentry_dsn:
         return False
-    integrations: list[Any] = [LoggingIntegration(event_level=None)]
+    integrations: list[Integration] = [LoggingIntegration(event_level=None)]
     if component == "api":
         integrations.append(FalconIntegration())
+    if component == "worker":
+        # A scope per message: an event carries its own job's breadcrumbs, not its
+        # neighbours'. Must be set up before the broker exists (it patches Broker.__init__).
+        integrations.append(DramatiqIntegration())
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         environment=settings.environment,
         integrations=integrations,
-        # The Dramatiq integration reports every failed attempt; a retried job is not an
-        # incident, so workers report once, from the final-failure hook, instead.
-        disabled_integrations=[_dramatiq_integration()],
         send_default_pii=False,
         max_request_body_size="never",
-        before_send=_scrub,
+        # Frames' local variables hold settings (secrets), decrypted license keys and file
+        # chunks; the stack trace without them is enough to find the line.
+        include_local_variables=False,
+        before_send=_before_send,
         server_name=component,
     )
     sentry_sdk.set_tag("component", component)
     return True
-
-
-def _dramatiq_integration() -> Any:
-    from sentry_sdk.integrations.dramatiq import DramatiqIntegration
-
-    return DramatiqIntegration()
 
 
 def report_final_failure(
@@ -75,3 +87,7 @@ def report_final_failure(
             sentry_sdk.capture_exception(error)
         else:
             sentry_sdk.capture_message(f"job {job_id} ({actor}) failed: {reason}", level="error")
+    # Dramatiq's worker processes end with os._exit, which skips the SDK's flush at exit:
+    # wait (briefly) for delivery rather than lose the event in a restart. Final failures
+    # are rare, so the wait costs little.
+    sentry_sdk.flush(timeout=FINAL_FAILURE_FLUSH_TIMEOUT_S)

@@ -76,6 +76,13 @@ def test_the_sweep_removes_what_nothing_needs_and_keeps_what_may_still_be_needed
     age(settings.blob_dir / old_orphan, now - 2 * ORPHAN_GRACE)
     # A young "orphan" may belong to a submission still in flight.
     young_orphan = write_blob(store, b"upload in flight " * 20)
+    # An upload that crashed mid-stream left its half-written file; another is streaming.
+    crashed_upload = settings.blob_dir / "2020/01/crashed.partial"
+    crashed_upload.parent.mkdir(parents=True)
+    crashed_upload.write_bytes(b"half an upl")
+    age(crashed_upload, now - 2 * ORPHAN_GRACE)
+    streaming = settings.blob_dir / "2020/01/streaming.partial"
+    streaming.write_bytes(b"half an upl")
     expired = settings.quarantine_dir / "2020/01/expired"
     recent = settings.quarantine_dir / "2020/01/recent"
     for path, moment in ((expired, now - timedelta(days=91)), (recent, now - timedelta(days=89))):
@@ -90,8 +97,8 @@ def test_the_sweep_removes_what_nothing_needs_and_keeps_what_may_still_be_needed
         report.rows_missing_blobs,
         report.quarantine_deleted,
         report.job_records_deleted,
-    ) == (1, 1, 1, 1)
-    assert blob_files(settings.blob_dir) == {kept_key, young_orphan}
+    ) == (2, 1, 1, 1)
+    assert blob_files(settings.blob_dir) == {kept_key, young_orphan, "2020/01/streaming.partial"}
     assert blob_files(settings.quarantine_dir) == {"2020/01/recent"}
     missing = [e for e in events(client, auth, rift["id"]) if e["kind"] == "asset_blob_missing"]
     assert len(missing) == 1
@@ -106,7 +113,7 @@ def test_the_sweep_removes_what_nothing_needs_and_keeps_what_may_still_be_needed
 
     # A second sweep finds nothing more to do.
     assert sweep(sessions, store, POLICY, now).total() == 0
-    assert blob_files(settings.blob_dir) == {kept_key, young_orphan}
+    assert len(blob_files(settings.blob_dir)) == 3
 
 
 def test_jobs_running_past_every_time_limit_are_counted_as_stuck(client, auth, sessions):

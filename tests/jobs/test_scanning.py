@@ -188,26 +188,38 @@ def test_a_clean_file_waits_for_its_scan_and_the_verdict_is_decided_once(
     assert status(client, auth, rift["id"])["result"] == verdict["result"]
 
 
-def test_a_file_over_clamds_stream_limit_is_unscannable_and_goes_to_review(
+def test_files_over_clamds_stream_limit_or_whose_blob_vanished_are_error_and_go_to_review(
     client, auth, settings: Settings, sessions, start_worker, small_stream_clamd
 ):
     over_limit = (DELIVERY_NOTE.encode() * 1000)[: SMALL_STREAM_MAX_KIB * 1024 + 4096]
     assert len(over_limit) <= settings.max_file_bytes
-    start_worker(
-        settings_override=replace(settings, clamd_address=str(small_stream_clamd.tcp_address))
-    )
     rift = funded_rift(client, auth)
+    submitted = submit(
+        client,
+        auth,
+        rift["id"],
+        files=[
+            ("big.txt", over_limit, "text/plain"),
+            ("lost.txt", DELIVERY_NOTE.encode(), "text/plain"),
+        ],
+    )
+    big_id, lost_id = submitted.json["asset_ids"]
+    (settings.blob_dir / storage_keys(sessions, [lost_id])[lost_id]).unlink()
 
-    submitted = submit(client, auth, rift["id"], files=[("big.txt", over_limit, "text/plain")])
+    small_limit = replace(settings, clamd_address=str(small_stream_clamd.tcp_address))
+    start_worker(settings_override=small_limit)
 
     verdict = wait_for_verdict(client, auth, rift["id"])
-    [asset] = verdict["result"]["assets"]
-    assert asset["scan_status"] == "ERROR"
-    assert "size limit exceeded" in asset["scan_signature"]
-    assert asset["quarantined"] is False
     assert verdict["rift_status"] == "UNDER_REVIEW"
     assert "scan.error" in [r["code"] for r in verdict["result"]["reasons"]]
-    # A verdict about the file, not an outage: no retries.
-    [asset_id] = submitted.json["asset_ids"]
-    scan_job = wait_for_job(client, auth, scan_job_ids(sessions, [asset_id])[asset_id])
-    assert (scan_job["state"], scan_job["attempts"]) == ("SUCCEEDED", 1)
+    assets = {a["asset_id"]: a for a in verdict["result"]["assets"]}
+    assert [a["scan_status"] for a in assets.values()] == ["ERROR", "ERROR"]
+    assert "size limit exceeded" in assets[big_id]["scan_signature"]
+    assert "stored file is gone" in assets[lost_id]["scan_signature"]
+    assert not any(a["quarantined"] for a in assets.values())
+    # Verdicts about the files, not an outage: neither scan is retried.
+    jobs = scan_job_ids(sessions, [big_id, lost_id])
+    big_job = wait_for_job(client, auth, jobs[big_id])
+    assert (big_job["state"], big_job["attempts"]) == ("SUCCEEDED", 1)
+    lost_job = wait_for_job(client, auth, jobs[lost_id])
+    assert (lost_job["state"], lost_job["attempts"]) == ("FAILED", 1)

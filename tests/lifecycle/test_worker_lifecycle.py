@@ -139,7 +139,14 @@ def test_a_job_that_fails_then_succeeds_is_retried_with_its_attempts_counted(
     client, auth, settings, start_worker
 ):
     """A worker started with the wrong key secret fails; once fixed, the retry succeeds."""
-    broken = replace(settings, license_key_secret="a-different-secret-0123456789abcdef012345")
+    # Slow, plentiful retries on the broken worker: the job must still be alive when fixed.
+    broken = replace(
+        settings,
+        license_key_secret="a-different-secret-0123456789abcdef012345",
+        max_retries=50,
+        min_backoff_ms=1_000,
+        max_backoff_ms=2_000,
+    )
     first = start_worker(["verification"], settings_override=broken)
     rift = funded_rift(client, auth)
     accepted = submit(client, auth, rift["id"], fields={"license_key": "ABCD-1234-EFGH-5678"}).json

@@ -68,15 +68,24 @@ def metric_sum(exposition: str, sample_name: str, **labels: str) -> float:
     )
 
 
-def per_process_values(multiproc_dir: Path, kind: str, sample_name: str) -> dict[int, float]:
+def per_process_values(
+    multiproc_dir: Path, kind: str, sample_name: str, **labels: str
+) -> dict[int, float]:
     """Read one sample's value from each process's file in a multiprocess directory."""
     totals: dict[int, float] = {}
     for path in sorted(multiproc_dir.glob(f"{kind}_*.db")):
         pid = int(path.stem.rsplit("_", 1)[1])
         for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(path)):
-            if json.loads(key)[1] == sample_name:
+            _metric, name, key_labels, _help = json.loads(key)
+            if name == sample_name and labels.items() <= key_labels.items():
                 totals[pid] = totals.get(pid, 0.0) + value
     return totals
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the PIDs of a process's children (gunicorn's workers, Dramatiq's processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
 
 
 @dataclass
@@ -204,6 +213,7 @@ class Stack:
         threads: int = 4,
         metrics_dir: Path | None = None,
         cwd: Path = REPO_ROOT,
+        settings: Settings | None = None,
         **env: str,
     ) -> Service:
         """gunicorn with deploy/gunicorn.conf.py; without metrics_dir, the config's default."""
@@ -218,7 +228,7 @@ class Stack:
         if metrics_dir is not None:
             extra["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         argv = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONFIG), "service.api.wsgi:app"]
-        process = self._start(f"api-{port}", argv, settings_env(self.settings, **extra), cwd)
+        process = self._start(f"api-{port}", argv, settings_env(settings or self.settings, **extra), cwd)
         url = f"http://127.0.0.1:{port}"
         return self._add(
             Service(
