@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import structlog
 from dramatiq.middleware import Middleware, SkipMessage
 
 from service.db import SessionFactory, transaction
@@ -48,7 +49,13 @@ class JobTracking(Middleware):
                     extra={"job_id": job.id, "state": job.state.value},
                 )
                 raise SkipMessage(f"job {job.id} already {job.state.value}")
-            record_running(session, message.message_id, self.clock())
+            running = record_running(session, message.message_id, self.clock())
+        # Every log line of this job carries its ids (never its content).
+        structlog.contextvars.bind_contextvars(
+            job_id=message.message_id,
+            actor=message.actor_name,
+            rift_id=running.rift_id if running is not None else None,
+        )
 
     def after_process_message(
         self,
@@ -58,6 +65,7 @@ class JobTracking(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        structlog.contextvars.clear_contextvars()
         now = self.clock()
         if exception is None:
             state = JobState.SUCCEEDED

@@ -127,14 +127,24 @@ class Api:
 
     def call(self, method: str, path: str, body: bytes | None = None,
              headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
-        try:
-            self.conn.request(method, path, body=body, headers=dict(headers or {}))
-            response = self.conn.getresponse()
-            return response.status, response.read()
-        except (http.client.HTTPException, OSError):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)
-            raise
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=dict(headers or {}))
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # gunicorn closes idle keep-alive connections after a few seconds.
+                self._reconnect()
+                if attempt == 2:
+                    raise
+            except (http.client.HTTPException, OSError):
+                self._reconnect()
+                raise
+        raise AssertionError("unreachable")
+
+    def _reconnect(self) -> None:
+        self.conn.close()
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)
 
     def json(self, method: str, path: str, body: bytes | None = None,
              headers: Mapping[str, str] | None = None) -> tuple[int, Any]:

@@ -318,3 +318,63 @@ def wipe_redis_keys(client: redis.Redis, pattern: str = "dramatiq:*") -> None:
     keys = list(client.scan_iter(pattern, count=1000))
     if keys:
         client.delete(*keys)
+
+
+# ---------------------------------------------------------------------------- idle cost
+
+@dataclass(frozen=True)
+class IdleLoad:
+    """What idle workers cost: Redis commands from our DB, Redis CPU, worker CPU."""
+
+    client_cmds_per_s: float
+    script_cmds_per_s: float
+    redis_cpu_pct: float
+    worker_cpu_pct: float
+
+
+def _group_cpu_s(pids: Sequence[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def idle_load(run: BenchRun, workers: Sequence[Proc], seconds: float) -> IdleLoad:
+    """Watch REDIS_DB with MONITOR for `seconds` while nothing is submitted.
+
+    MONITOR tags each command with its DB, so other users of the same Redis server are
+    left out; commands run inside Dramatiq's Lua scripts are tagged `lua`. Redis CPU is
+    estimated as commands x the server's mean microseconds per call of each command.
+    """
+    pids = [pid for proc in workers for pid in (proc.pid, *proc.children())]
+    url = redis.Redis.from_url(run.redis_url).connection_pool.connection_kwargs
+    cpu_before = _group_cpu_s(pids)
+    monitor = subprocess.run(
+        ["timeout", str(seconds), "redis-cli", "-h", str(url.get("host", "127.0.0.1")),
+         "-p", str(url.get("port", 6379)), "monitor"],
+        capture_output=True, check=False)
+    worker_cpu = _group_cpu_s(pids) - cpu_before
+    prefix = f"[{REDIS_DB} ".encode()
+    client_calls: dict[str, int] = {}
+    script_cmds = 0
+    for line in monitor.stdout.splitlines():
+        _, _, rest = line.partition(b" ")
+        if not rest.startswith(prefix):
+            continue
+        where, _, command = rest.partition(b"] ")
+        name = command.split(b" ", 1)[0].strip(b'"').decode(errors="replace").lower()
+        if where.endswith(b"lua"):
+            script_cmds += 1
+        else:
+            client_calls[name] = client_calls.get(name, 0) + 1
+    stats = run.redis.info("commandstats")
+    usec = sum(n * float(stats.get(f"cmdstat_{name}", {}).get("usec_per_call", 0.0))
+               for name, n in client_calls.items())
+    return IdleLoad(
+        client_cmds_per_s=sum(client_calls.values()) / seconds,
+        script_cmds_per_s=script_cmds / seconds,
+        redis_cpu_pct=usec / 1e6 / seconds * 100,
+        worker_cpu_pct=worker_cpu / seconds * 100,
+    )

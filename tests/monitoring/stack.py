@@ -7,7 +7,9 @@ is started without waiting so several can boot at once, then `wait_ready` waits 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -28,7 +30,14 @@ from service.auth import mint_token
 from service.domain.users import Role
 from service.settings import Settings
 from tests.conftest import settings_env
-from tests.support.processes import REPO_ROOT, VENV_BIN, ManagedProcess, free_port, worker_argv
+from tests.support.processes import (
+    REPO_ROOT,
+    STOP_TIMEOUT_S,
+    VENV_BIN,
+    ManagedProcess,
+    free_port,
+    worker_argv,
+)
 
 READY_TIMEOUT_S = 30.0
 GUNICORN_CONFIG = REPO_ROOT / "deploy" / "gunicorn.conf.py"
@@ -195,6 +204,8 @@ class Stack:
     workdir: Path
     redis: redis.Redis
     services: list[Service] = field(default_factory=list)
+    #: Run after the processes are stopped (helpers such as a proxy in front of clamd).
+    cleanups: list[Callable[[], object]] = field(default_factory=list)
 
     def _start(
         self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = REPO_ROOT
@@ -228,7 +239,9 @@ class Stack:
         if metrics_dir is not None:
             extra["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         argv = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONFIG), "service.api.wsgi:app"]
-        process = self._start(f"api-{port}", argv, settings_env(settings or self.settings, **extra), cwd)
+        process = self._start(
+            f"api-{port}", argv, settings_env(settings or self.settings, **extra), cwd
+        )
         url = f"http://127.0.0.1:{port}"
         return self._add(
             Service(
@@ -318,5 +331,16 @@ class Stack:
             time.sleep(0.1)
 
     def stop_all(self) -> None:
-        for service in reversed(self.services):
-            service.process.stop()
+        # Signal every process group first, then wait: shutdowns overlap instead of adding up.
+        running = [s.process for s in reversed(self.services) if s.process.alive()]
+        for process in running:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in running:
+            assert process.proc is not None
+            try:  # not ManagedProcess.stop: a second SIGTERM makes Dramatiq kill its workers
+                process.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.proc.wait(timeout=STOP_TIMEOUT_S)
+        for cleanup in reversed(self.cleanups):
+            cleanup()

@@ -35,8 +35,9 @@ ROUTE = "/api/rifts/{rift_id}"
 def test_api_request_counts_summed_over_gunicorn_workers_equal_requests_sent(
     stack: Stack, tmp_path: Path
 ) -> None:
-    # Given gunicorn with two workers and the metrics directory its config defaults to
-    api = stack.api(workers=2, threads=1, cwd=tmp_path)
+    # Given gunicorn with two workers and the metrics directory its config defaults to,
+    # each worker taking one connection at a time so that concurrent requests reach both
+    api = stack.api(workers=2, threads=1, cwd=tmp_path, GUNICORN_CMD_ARGS="--worker-connections=1")
     stack.wait_ready(api)
     wait_for(lambda: len(child_pids(api.process.pid)) == 2, 10.0, "two gunicorn workers")
     assert api.metrics_dir == tmp_path / "var" / "prometheus" / "api"
@@ -68,8 +69,9 @@ def test_api_request_counts_summed_over_gunicorn_workers_equal_requests_sent(
     retired = child_pids(api.process.pid)[0]
     os.kill(retired, signal.SIGTERM)
     wait_for(
-        lambda: retired not in child_pids(api.process.pid)
-        and len(child_pids(api.process.pid)) == 2,
+        lambda: (
+            retired not in child_pids(api.process.pid) and len(child_pids(api.process.pid)) == 2
+        ),
         15.0,
         "gunicorn to replace the worker",
     )

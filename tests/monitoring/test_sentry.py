@@ -34,7 +34,9 @@ EVENT_TIMEOUT_S = 10.0
 #: How long to keep listening for an event that must not come.
 QUIET_PERIOD_S = 1.0
 LICENSE_KEY = "RIFTK-7Q2XP-L9M44-ZKW3R-SECRETKEY"
-FILE_CONTENT = b"Shipping manifest 55-A: four crates, serials WX-1001..WX-1004, signed by M. Ortiz.\n"
+FILE_CONTENT = (
+    b"Shipping manifest 55-A: four crates, serials WX-1001..WX-1004, signed by M. Ortiz.\n"
+)
 PROOF_TEXT = DELIVERY_NOTE + "Private note for the buyer: gate code 4412.\n"
 
 
@@ -126,13 +128,18 @@ def test_only_a_finally_failed_job_is_reported_once_with_its_ids_and_no_secrets(
 
 
 def test_an_api_server_error_is_reported_with_credentials_filtered_and_4xx_are_not(
-    stack: Stack, monitoring_settings: Settings, auth_headers: Any, sentry_inbox: SentryInbox,
+    stack: Stack,
+    monitoring_settings: Settings,
+    auth_headers: Any,
+    sentry_inbox: SentryInbox,
     tmp_path: Path,
 ) -> None:
     # Given the API reporting to Sentry, on a database that was never migrated
     unmigrated = replace(monitoring_settings, database_url=f"sqlite:///{tmp_path / 'empty.db'}")
     api = stack.api(
-        workers=1, settings=unmigrated, metrics_dir=tmp_path / "prom-api",
+        workers=1,
+        settings=unmigrated,
+        metrics_dir=tmp_path / "prom-api",
         SENTRY_DSN=sentry_inbox.dsn,
     )
     stack.wait_ready(api)
@@ -160,6 +167,9 @@ def test_an_api_server_error_is_reported_with_credentials_filtered_and_4xx_are_n
     assert_nothing_secret_in(sentry_inbox, monitoring_settings, token, "c00k1e", "idem-key-0b7e1f")
     # and the API's metrics count the error under its route
     exposition = api.scrape()
-    assert metric_sum(
-        exposition, "rift_http_requests_total", route="/api/rifts/{rift_id}", status="500"
-    ) == 1
+    assert (
+        metric_sum(
+            exposition, "rift_http_requests_total", route="/api/rifts/{rift_id}", status="500"
+        )
+        == 1
+    )

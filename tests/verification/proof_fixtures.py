@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import ssl
 import struct
@@ -55,6 +56,8 @@ def build_pdf(
     open_action_destination: bool = False,
     launch_link: bool = False,
     page_auto_action_js: str | None = None,
+    catalog_entries: bytes = b"",
+    annotation_entries: bytes | None = None,
 ) -> bytes:
     """Write a small, valid PDF with the given text per page and optional active content."""
     objects: list[bytes] = []
@@ -91,6 +94,11 @@ def build_pdf(
                 b"<< /Type /Annot /Subtype /Link /Rect [0 0 100 100] /A %d 0 R >>" % action_id
             )
             annots = b"/Annots [%d 0 R]" % annot_id
+        elif annotation_entries is not None:
+            annot_id = add(
+                b"<< /Type /Annot /Subtype /Widget /Rect [0 0 100 100] %s >>" % annotation_entries
+            )
+            annots = b"/Annots [%d 0 R]" % annot_id
         auto = b""
         if page_auto_action_js is not None:
             js = _escape(page_auto_action_js).encode()
@@ -110,7 +118,11 @@ def build_pdf(
         open_action = b"/OpenAction %d 0 R" % js_id
     elif open_action_destination and page_ids:
         open_action = b"/OpenAction [%d 0 R /Fit]" % page_ids[0]
-    objects[catalog_id - 1] = b"<< /Type /Catalog /Pages %d 0 R %s >>" % (pages_id, open_action)
+    objects[catalog_id - 1] = b"<< /Type /Catalog /Pages %d 0 R %s %s >>" % (
+        pages_id,
+        open_action,
+        catalog_entries,
+    )
     info_id = None
     if created_at is not None:
         info_id = add(
@@ -144,8 +156,9 @@ def encrypt_pdf(pdf: bytes, *, user_password: str) -> bytes:
     return out.getvalue()
 
 
+@functools.lru_cache(maxsize=16)
 def photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
-    """Draw a photo-like RGB image: soft blobs, gradients and sensor noise."""
+    """Draw a photo-like RGB image: soft blobs, gradients and sensor noise (do not mutate)."""
     rng = np.random.default_rng(seed)
     width, height = size
     y, x = np.mgrid[0:height, 0:width]

@@ -111,6 +111,30 @@ def test_a_launch_action_is_an_issue(tmp_path: Path) -> None:
     assert codes(check_bytes(tmp_path, pdf).check) == {"pdf.launch_action"}
 
 
+def test_a_document_level_auto_action_is_an_issue(tmp_path: Path) -> None:
+    catalog_aa = b"/AA << /WC << /S /JavaScript /JS (app.alert(1)) >> >>"
+    pdf = build_pdf([prose(1500), prose(1500)], created_at=LONG_AGO, catalog_entries=catalog_aa)
+    assert codes(check_bytes(tmp_path, pdf).check) == {"pdf.auto_action", "pdf.javascript"}
+
+
+def test_document_javascript_in_the_names_tree_is_an_issue(tmp_path: Path) -> None:
+    names = b"/Names << /JavaScript << /Names [(init) << /S /JavaScript /JS (x()) >>] >> >>"
+    pdf = build_pdf([prose(1500), prose(1500)], created_at=LONG_AGO, catalog_entries=names)
+    assert codes(check_bytes(tmp_path, pdf).check) == {"pdf.javascript"}
+
+
+def test_a_form_field_auto_action_is_an_issue(tmp_path: Path) -> None:
+    field_aa = b"/AA << /Fo << /S /Launch /F (cmd.exe) >> >>"
+    pdf = build_pdf([prose(1500), prose(1500)], created_at=LONG_AGO, annotation_entries=field_aa)
+    assert codes(check_bytes(tmp_path, pdf).check) == {"pdf.auto_action", "pdf.launch_action"}
+
+
+def test_javascript_chained_after_a_harmless_link_action_is_found(tmp_path: Path) -> None:
+    chained = b"/A << /S /URI /URI (https://example.com) /Next << /S /JavaScript /JS (x()) >> >>"
+    pdf = build_pdf([prose(1500), prose(1500)], created_at=LONG_AGO, annotation_entries=chained)
+    assert codes(check_bytes(tmp_path, pdf).check) == {"pdf.javascript"}
+
+
 def test_an_open_action_that_only_shows_page_one_is_harmless(tmp_path: Path) -> None:
     pdf = build_pdf([prose(1500), prose(1500)], created_at=LONG_AGO, open_action_destination=True)
     assert check_bytes(tmp_path, pdf).check.issues == ()

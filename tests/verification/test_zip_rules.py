@@ -101,3 +101,13 @@ def test_password_protected_members_are_flagged(tmp_path: Path) -> None:
     data[local + 6] |= 0x01
     data[central + 8] |= 0x01
     assert codes(check_bytes(tmp_path, bytes(data)).check) == {"zip.encrypted"}
+
+
+def test_a_compression_method_that_cannot_be_read_is_flagged(tmp_path: Path) -> None:
+    data = bytearray(build_zip({"notes.txt": README}, compression=zipfile.ZIP_DEFLATED))
+    # Relabel the member as Deflate64 (method 9), which zipfile cannot decompress.
+    local = data.find(b"PK\x03\x04")
+    central = data.find(b"PK\x01\x02")
+    data[local + 8] = 9
+    data[central + 10] = 9
+    assert codes(check_bytes(tmp_path, bytes(data)).check) == {"zip.unsupported_compression"}
