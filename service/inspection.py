@@ -11,7 +11,7 @@ from service.blobs import BlobStore
 from service.domain.verification import AssetInspector, InspectedAsset
 from service.models import Asset, AssetType, ImageHashBand, Rift
 from service.verification.files import apply_reuse, check_file
-from service.verification.images import hamming, phash_bands
+from service.verification.images import band_probes, hamming, phash_bands
 from service.verification.issues import ScoreCard
 from service.verification.license_keys import LicenseKeyVault, check_license_key
 from service.verification.text import check_text
@@ -47,11 +47,11 @@ def near_duplicate_elsewhere(
     an indexed equality lookup per band finds every candidate; only those few candidates
     are compared bit by bit. The cost grows with the candidates, not with the table.
     """
-    bands = phash_bands(phash, thresholds.phash_bands)
+    probes = band_probes(phash, thresholds.phash_bands, thresholds.near_duplicate_max_distance)
     matches = or_(
         *(
-            and_(ImageHashBand.band_no == no, ImageHashBand.band_value == value)
-            for no, value in enumerate(bands)
+            and_(ImageHashBand.band_no == no, ImageHashBand.band_value.in_(sorted(values)))
+            for no, values in enumerate(probes)
         )
     )
     candidates = session.scalars(

@@ -12,7 +12,7 @@ from service.verification.files import (
     normalize_mime,
     sniff_mime,
 )
-from service.verification.images import hamming, is_near_duplicate, phash_bands
+from service.verification.images import band_probes, hamming, is_near_duplicate, phash_bands
 from service.verification.issues import AssetCheck, Deduction, Issue, ScoreCard
 from service.verification.license_keys import (
     LicenseKeyDecryptionError,
@@ -51,6 +51,7 @@ __all__ = [
     "UrlProbe",
     "VerificationThresholds",
     "apply_reuse",
+    "band_probes",
     "check_file",
     "check_license_key",
     "check_text",

@@ -109,11 +109,14 @@ def phash_bands(h: int, bands: int = 8) -> tuple[int, ...]:
     indexed row (band number, band value) per band turns "every stored hash within d" into
     b exact index lookups plus a Hamming check on the candidates they return.
 
-    Scaling: with w = 64 / b bits per band and N stored hashes spread evenly, each lookup
-    returns about N / 2**w rows, so a check touches about b * N / 2**w candidates instead
-    of N. The default of 8 bands of 8 bits (distance <= 7, wide enough for resized and
-    re-encoded copies) reads about N / 32 rows; 4 bands of 16 bits reads 4N / 65536 but only
-    catches distance <= 3. Real phashes are not uniform (the DC bit is nearly constant), so
+    Exact band matches only cover d < b. For wider d, `band_probes` also looks up every
+    band value within r = d // b bits (multi-index hashing): some band is always that close.
+
+    Scaling: with w = 64 / b bits per band and N stored hashes spread evenly, each probed
+    value returns about N / 2**w rows. The default, 4 bands of 16 bits probed with radius 1
+    for distance <= 7 (wide enough for resized and re-encoded copies), is 4 * 17 index
+    probes reading about 68 N / 65536, roughly N / 960 rows, where 8 exact bands of 8 bits
+    would read N / 32. Real phashes are not uniform (the DC bit is nearly constant), so
     measured candidate counts run somewhat higher than this bound.
     """
     if not 1 <= bands <= HASH_BITS:
@@ -126,6 +129,28 @@ def phash_bands(h: int, bands: int = 8) -> tuple[int, ...]:
         shift -= width
         parts.append((value >> shift) & ((1 << width) - 1))
     return tuple(parts)
+
+
+def band_probe_radius(bands: int, max_distance: int) -> int:
+    """Return r such that hashes within max_distance have a band within r bits of each other.
+
+    If every band differed in more than r bits the hashes would differ in at least
+    bands * (r + 1) > max_distance bits, so some band is within r (pigeonhole).
+    """
+    return max_distance // bands
+
+
+def band_probes(h: int, bands: int, max_distance: int) -> tuple[frozenset[int], ...]:
+    """List, per band, every band value within the probe radius of this hash's band."""
+    radius = band_probe_radius(bands, max_distance)
+    widths = [HASH_BITS // bands + (1 if i < HASH_BITS % bands else 0) for i in range(bands)]
+    probes = []
+    for part, width in zip(phash_bands(h, bands), widths, strict=True):
+        values = {part}
+        for _ in range(radius):
+            values |= {v ^ (1 << bit) for v in values for bit in range(width)}
+        probes.append(frozenset(values))
+    return tuple(probes)
 
 
 def is_near_duplicate(a: int, b: int, *, thresholds: VerificationThresholds) -> bool:

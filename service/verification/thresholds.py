@@ -39,7 +39,7 @@ class VerificationThresholds:
     min_image_height_px: int = 100
     max_image_pixels: int = 50_000_000
     exif_stripped_penalty: int = 5
-    phash_bands: int = 8
+    phash_bands: int = 4
     near_duplicate_max_distance: int = 7
     near_duplicate_penalty: int = 10
 
@@ -88,7 +88,9 @@ class VerificationThresholds:
             raise ValueError("tracking_min_chars exceeds tracking_max_chars")
         if not 1 <= self.phash_bands <= 64:
             raise ValueError("phash_bands must be within 1..64")
+        # The band index probes every value within d // bands bits of each band; past a
+        # radius of 2 the probe lists grow too long for an index lookup to pay off.
         # The band index only finds pairs that share a band, which pigeonhole guarantees
         # for distances below the band count; a wider threshold would silently miss pairs.
-        if self.near_duplicate_max_distance >= self.phash_bands:
-            raise ValueError("near_duplicate_max_distance must be below phash_bands")
+        if self.near_duplicate_max_distance // self.phash_bands > 2:
+            raise ValueError("near_duplicate_max_distance needs more phash_bands (radius > 2)")

@@ -32,6 +32,11 @@ VERIFICATIONS = 10
 ROUTE = "/api/rifts/{rift_id}"
 
 
+def booted_workers(master_pid: int, metrics_dir: Path) -> int:
+    """Count gunicorn workers that have loaded the app (its metrics files exist)."""
+    return sum((metrics_dir / f"counter_{pid}.db").exists() for pid in child_pids(master_pid))
+
+
 def test_api_request_counts_summed_over_gunicorn_workers_equal_requests_sent(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -39,8 +44,8 @@ def test_api_request_counts_summed_over_gunicorn_workers_equal_requests_sent(
     # each worker taking one connection at a time so that concurrent requests reach both
     api = stack.api(workers=2, threads=1, cwd=tmp_path, GUNICORN_CMD_ARGS="--worker-connections=1")
     stack.wait_ready(api)
-    wait_for(lambda: len(child_pids(api.process.pid)) == 2, 10.0, "two gunicorn workers")
     assert api.metrics_dir == tmp_path / "var" / "prometheus" / "api"
+    wait_for(lambda: booted_workers(api.process.pid, api.metrics_dir) == 2, 15.0, "two workers")
 
     # When requests arrive concurrently, each for another rift (401: no token)
     def get(n: int) -> int:
@@ -70,7 +75,8 @@ def test_api_request_counts_summed_over_gunicorn_workers_equal_requests_sent(
     os.kill(retired, signal.SIGTERM)
     wait_for(
         lambda: (
-            retired not in child_pids(api.process.pid) and len(child_pids(api.process.pid)) == 2
+            retired not in child_pids(api.process.pid)
+            and booted_workers(api.process.pid, api.metrics_dir) == 2
         ),
         15.0,
         "gunicorn to replace the worker",

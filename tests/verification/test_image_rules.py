@@ -16,6 +16,7 @@ from proof_fixtures import check_bytes, codes, deduction_codes, encode_image, ph
 from service.verification import (
     VerificationThresholds,
     apply_reuse,
+    band_probes,
     hamming,
     is_near_duplicate,
     phash_bands,
@@ -166,9 +167,22 @@ def test_bands_reassemble_the_hash(h: int, bands: int) -> None:
     assert value == h & (2**64 - 1)
 
 
-def test_a_threshold_wider_than_the_band_index_can_find_is_rejected() -> None:
+def test_a_threshold_wider_than_the_band_index_can_probe_is_rejected() -> None:
     with pytest.raises(ValueError, match="phash_bands"):
-        VerificationThresholds(phash_bands=4, near_duplicate_max_distance=4)
+        VerificationThresholds(phash_bands=2, near_duplicate_max_distance=7)
+
+
+@given(HASHES, st.sets(st.integers(min_value=0, max_value=63), max_size=7))
+def test_hashes_within_distance_7_meet_in_a_probed_band(h: int, flipped: set[int]) -> None:
+    other = h ^ sum(1 << bit for bit in flipped)
+    probes = band_probes(h, DEFAULTS.phash_bands, DEFAULTS.near_duplicate_max_distance)
+    stored = phash_bands(other, DEFAULTS.phash_bands)
+    assert any(value in probe for value, probe in zip(stored, probes, strict=True))
+
+
+def test_probes_stay_short_enough_for_an_index_lookup() -> None:
+    probes = band_probes(0, DEFAULTS.phash_bands, DEFAULTS.near_duplicate_max_distance)
+    assert [len(p) for p in probes] == [17, 17, 17, 17]
 
 
 def test_an_image_is_decoded_from_its_bytes_not_its_name(tmp_path: Path) -> None:
