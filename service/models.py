@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -251,3 +252,14 @@ class Job(Base):
     dispatched_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+@event.listens_for(RiftEvent, "before_update")
+@event.listens_for(RiftEvent, "before_delete")
+def _event_log_is_append_only(mapper: Any, connection: Any, target: RiftEvent) -> None:
+    # The log is evidence in disputes: a change to history is a bug, never a feature.
+    raise AppendOnlyViolation(f"rift event {target.id} is append-only")
+
+
+class AppendOnlyViolation(RuntimeError):
+    """Something tried to rewrite or delete a rift's event history."""
