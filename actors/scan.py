@@ -15,6 +15,15 @@ from service.models import Asset, ScanStatus
 
 SCAN_TIME_LIMIT_MS = 300_000
 SCAN_MAX_AGE_MS = 24 * 3600 * 1000
+# Asset.scan_signature is String(200): a signature name, or why a file is unscannable.
+SCAN_NOTE_MAX_CHARS = 200
+
+
+def scan_note(text: str | None) -> str | None:
+    """Fit a signature or an error to the asset's column (PostgreSQL refuses longer text)."""
+    if text is None or len(text) <= SCAN_NOTE_MAX_CHARS:
+        return text
+    return text[: SCAN_NOTE_MAX_CHARS - 1] + "…"
 
 
 def register(
@@ -54,7 +63,7 @@ def register(
             services.sessions,
             asset_id,
             status,
-            scan.signature or scan.detail,
+            scan_note(scan.signature or scan.detail),
             services.rules,
             on_infected=quarantine,
             clock=services.clock,
@@ -80,7 +89,7 @@ def give_up_scan(services: WorkerServices, asset_id: str, reason: str) -> None:
         services.sessions,
         asset_id,
         ScanStatus.ERROR,
-        reason,
+        scan_note(reason),
         services.rules,
         on_infected=lambda _asset: None,
         clock=services.clock,

@@ -11,8 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import job_overhead, status_scaling, submit_throughput, time_to_verdict
-from bench import upload_streaming
+from bench import job_overhead, status_scaling, submit_throughput, time_to_verdict, upload_streaming
 from bench.harness import BenchRun, Figure
 
 MEASUREMENTS = ("overhead", "verdict", "throughput", "status", "upload")

@@ -41,3 +41,12 @@ def raw() -> None:
     broker = raw_broker()
     dramatiq.set_broker(broker)
     declare_noop(broker)
+
+
+def project_lean() -> None:
+    """The project's wiring with the lean job-record writes of bench.lean_tracking."""
+    from bench.lean_tracking import use_lean_tracking
+
+    broker = setup()
+    use_lean_tracking(broker)
+    declare_noop(broker)

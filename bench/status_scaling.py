@@ -132,5 +132,5 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
                               f"{Spread.of(small_ms).median:.2f} ms @10^3", ratio.fmt("", 2),
                               "<= 1.5", ratio.median <= 1.5))
     for plan in plans:
-        print(f"    plan at 10^6: {plan}")
+        print(f"    plan at {large.rows:,} rows: {plan}")
     return figures

@@ -41,10 +41,18 @@ def states_until(client, auth, job_id: str, final: set[str], timeout_s: float = 
     raise AssertionError(f"job {job_id} never reached {final}; seen {seen}")
 
 
+def unreachable(kind: str, tmp_path: Path) -> str:
+    if kind == "tcp":
+        return f"tcp://127.0.0.1:{free_tcp_port()}"
+    # A long socket path makes a long error, longer than the asset's note column.
+    return f"unix://{tmp_path / ('no-clamd-here-' * 12)}/clamd.ctl"
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
 def test_clamd_unreachable_retries_then_dead_and_the_file_is_error_sending_proof_to_review(
-    client, auth, settings: Settings, sessions, start_worker
+    client, auth, settings: Settings, sessions, start_worker, tmp_path: Path, kind: str
 ):
-    nothing_there = f"tcp://127.0.0.1:{free_tcp_port()}"
+    nothing_there = unreachable(kind, tmp_path)
     start_worker(settings_override=replace(settings, clamd_address=nothing_there))
     rift = funded_rift(client, auth)
 
@@ -63,7 +71,8 @@ def test_clamd_unreachable_retries_then_dead_and_the_file_is_error_sending_proof
     verdict = wait_for_verdict(client, auth, rift["id"])
     [asset] = verdict["result"]["assets"]
     assert asset["scan_status"] == "ERROR"
-    assert asset["scan_signature"].startswith("scan failed:")
+    assert asset["scan_signature"].startswith("scan failed: ScannerUnavailable: cannot connect")
+    assert len(asset["scan_signature"]) <= 200, "fits the column, also on PostgreSQL"
     assert verdict["rift_status"] == "UNDER_REVIEW"
     assert "scan.error" in [r["code"] for r in verdict["result"]["reasons"]]
     # Operators see it among the dead jobs.

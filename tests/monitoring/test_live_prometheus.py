@@ -197,10 +197,12 @@ def test_every_panel_returns_data_and_every_alert_rule_evaluates(
     assert flaky.hung_up == settings.max_retries + 1 + 1
     time.sleep(2 * SCRAPE_INTERVAL_S)
 
-    # Then every alert expression parses and evaluates
+    # Then every alert expression parses and evaluates (a result means its condition holds)
+    alert_values = []
     for name, expr in alerts.alert_exprs().items():
         reply = query(prometheus, expr)
         assert reply["status"] == "success", f"alert {name}: {reply}"
+        alert_values.append(f"alert {name}: {describe(reply['data']['result']) or '(none)'}")
 
     # and every query of every panel returns data
     panels = dashboards.panel_queries(rate_interval=RATE_WINDOW)
@@ -224,7 +226,9 @@ def test_every_panel_returns_data_and_every_alert_rule_evaluates(
             every_query_has_data, QUERY_DATA_TIMEOUT_S, "data for every panel query", interval_s=1.0
         )
     finally:
-        report = "\n".join(f"{title}: " + " | ".join(shown) for title, shown in values.items())
+        report = "\n".join(
+            [f"{title}: " + " | ".join(shown) for title, shown in values.items()] + alert_values
+        )
         report_path.write_text(report + "\n")
         print(f"\nPanel values ({report_path}):\n{report}")
 
