@@ -332,7 +332,8 @@ class IdleLoad:
     worker_cpu_pct: float
 
 
-def _group_cpu_s(pids: Sequence[int]) -> float:
+def group_cpu_s(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far."""
     ticks = 0
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -350,12 +351,12 @@ def idle_load(run: BenchRun, workers: Sequence[Proc], seconds: float) -> IdleLoa
     """
     pids = [pid for proc in workers for pid in (proc.pid, *proc.children())]
     url = redis.Redis.from_url(run.redis_url).connection_pool.connection_kwargs
-    cpu_before = _group_cpu_s(pids)
+    cpu_before = group_cpu_s(pids)
     monitor = subprocess.run(
         ["timeout", str(seconds), "redis-cli", "-h", str(url.get("host", "127.0.0.1")),
          "-p", str(url.get("port", 6379)), "monitor"],
         capture_output=True, check=False)
-    worker_cpu = _group_cpu_s(pids) - cpu_before
+    worker_cpu = group_cpu_s(pids) - cpu_before
     prefix = f"[{REDIS_DB} ".encode()
     client_calls: dict[str, int] = {}
     script_cmds = 0

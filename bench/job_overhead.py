@@ -32,7 +32,7 @@ MSGS_KEY = f"dramatiq:{NOOP.queue_name}.msgs"
 
 @dataclass(frozen=True)
 class Config:
-    jobs: int = 3000
+    jobs: int = 2000
     rounds: int = 3
     processes: int = 1
     threads: int = 4
@@ -90,6 +90,7 @@ STACKS = {
     "raw": "bench.stacks:raw",
     "project": "bench.stacks:project",
     "lean": "bench.stacks:project_lean",
+    "untracked": "bench.stacks:project_untracked",
 }
 
 
@@ -123,8 +124,9 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
             states = dict(conn.execute(select(Job.state, func.count()).group_by(Job.state)).all())
         engine.dispose()
     succeeded = states.get(JobState.SUCCEEDED, 0)
-    expected = cfg.jobs * cfg.rounds * 2
-    raw, project, lean = (Spread.of(rates[n]) for n in names)
+    expected = cfg.jobs * cfg.rounds * 3
+    raw, project, lean, untracked = (Spread.of(rates[n]) for n in names)
+    untracked_ratio = ratios(rates["untracked"], rates["raw"])
     ratio = ratios(rates["project"], rates["raw"])
     lean_ratio = ratios(rates["lean"], rates["raw"])
     enqueue_ratio = ratios(enqueue["project"], enqueue["raw"])
@@ -133,6 +135,8 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     print(f"    ratio project/raw       {ratio.fmt('', 2)}   target >= 0.67")
     print(f"    prototype: one UPDATE per hook, no pool ping (bench/lean_tracking.py): "
           f"{lean.fmt(' jobs/s', 0)}, ratio to raw {lean_ratio.fmt('', 2)}")
+    print(f"    project stack without JobTracking (heartbeat, Prometheus, retries...): "
+          f"{untracked.fmt(' jobs/s', 0)}, ratio to raw {untracked_ratio.fmt('', 2)}")
     print(f"    enqueue: raw send {Spread.of(enqueue['raw']).fmt('/s', 0)}, project "
           f"new_job+dispatch {Spread.of(enqueue['project']).fmt('/s', 0)}, "
           f"ratio {enqueue_ratio.fmt('', 2)}")
@@ -143,6 +147,8 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
                ratio.median >= 2 / 3 and succeeded == expected),
         Figure("1 lean hooks (proto)", f"{lean.median:.0f} jobs/s", f"raw {raw.median:.0f} jobs/s",
                lean_ratio.fmt("", 2), "(what a fix buys)", None),
+        Figure("1 no JobTracking (info)", f"{untracked.median:.0f} jobs/s",
+               f"raw {raw.median:.0f} jobs/s", untracked_ratio.fmt("", 2), "-", None),
         Figure("1 enqueue (info)", f"new_job+dispatch {Spread.of(enqueue['project']).median:.0f}/s",
                f"send {Spread.of(enqueue['raw']).median:.0f}/s", enqueue_ratio.fmt("", 2), "-",
                None),

@@ -50,3 +50,12 @@ def project_lean() -> None:
     broker = setup()
     use_lean_tracking(broker)
     declare_noop(broker)
+
+
+def project_untracked() -> None:
+    """The project's wiring without JobTracking: what the other middleware costs."""
+    from actors.tracking import JobTracking
+
+    broker = setup()
+    broker.middleware[:] = [m for m in broker.middleware if type(m) is not JobTracking]
+    declare_noop(broker)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.client import SELLER, bearer, funded_rifts, small_proof
-from bench.harness import BenchRun, Figure, Spread, percentile, ratios
+from bench.harness import BenchRun, Figure, Spread, group_cpu_s, percentile, ratios
 from bench.loadgen import LoadResult, Request, run_load
 
 
@@ -38,12 +38,13 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     headers = {**bearer(SELLER), "Content-Type": content_type}
     proof_runs: list[LoadResult] = []
     bare_runs: list[LoadResult] = []
+    cpu_ms: dict[str, list[float]] = {"bare": [], "proof": []}
     with bench.postgres() as database_url:
         rift_ids = funded_rifts(database_url, cfg.rifts)
         env = bench.env(database_url, bench.path("data-throughput"))
-        _, api_port = bench.gunicorn("api-throughput", "service.api.wsgi:app", env,
+        api_server, api_port = bench.gunicorn("api-throughput", "service.api.wsgi:app", env,
                                      workers=cfg.api_workers, threads=cfg.api_threads)
-        _, bare_port = bench.gunicorn("bare-throughput", "bench.bare_app:app", env,
+        bare_server, bare_port = bench.gunicorn("bare-throughput", "bench.bare_app:app", env,
                                       workers=cfg.api_workers, threads=cfg.api_threads)
         rifts = iter(rift_ids)
         warm = iter(f"/enqueue/warm-{i}" for i in range(50))
@@ -58,16 +59,22 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
         for round_no in range(cfg.rounds):
             order = ("bare", "proof") if round_no % 2 == 0 else ("proof", "bare")
             for side in order:
+                server = bare_server if side == "bare" else api_server
+                pids = [server.pid, *server.children()]
+                cpu_before = group_cpu_s(pids)
                 if side == "bare":
-                    bare_runs.append(run_load(
+                    result = run_load(
                         bare_port, lambda: _requests(bare_paths, body, headers),
                         concurrency=cfg.concurrency, duration_s=cfg.duration_s,
-                        expect_status=202))
+                        expect_status=202)
+                    bare_runs.append(result)
                 else:
-                    proof_runs.append(run_load(
+                    result = run_load(
                         api_port, lambda: _requests(proof_paths, body, headers),
                         concurrency=cfg.concurrency, duration_s=cfg.duration_s,
-                        expect_status=202))
+                        expect_status=202)
+                    proof_runs.append(result)
+                cpu_ms[side].append((group_cpu_s(pids) - cpu_before) * 1000 / max(result.ok, 1))
             bench.log(f"round {round_no + 1}: bare {bare_runs[-1].rps:.0f} req/s, "
                       f"proof {proof_runs[-1].rps:.0f} req/s")
         bench.redis.delete("dramatiq:bench_bare", "dramatiq:bench_bare.msgs")
@@ -83,6 +90,8 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     print(f"    proof endpoint          {proof.fmt(' req/s', 0)}  p50 "
           f"{percentile(proof_lat, 50) * 1000:.1f} ms, p99 {percentile(proof_lat, 99) * 1000:.1f}"
           " ms")
+    print(f"    server CPU per request: bare {Spread.of(cpu_ms['bare']).fmt(' ms', 2)}, proof "
+          f"{Spread.of(cpu_ms['proof']).fmt(' ms', 2)} (gunicorn master + workers)")
     print(f"    ratio proof/bare        {ratio.fmt('', 2)}   target >= 0.33, errors: {errors}"
           + ("  (ran out of funded rifts: raise rifts)" if exhausted else ""))
     for sample in [s for r in proof_runs + bare_runs for s in r.error_samples][:3]:

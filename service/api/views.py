@@ -71,7 +71,8 @@ def asset_view(asset: Asset) -> dict[str, Any]:
     view: dict[str, Any] = {
         "asset_id": asset.id,
         "type": asset.type.value,
-        "passed": asset.passed,
+        # An infected or unscannable file never reads as passed, whatever its content score.
+        "passed": asset.passed and asset.scan_status not in (ScanStatus.INFECTED, ScanStatus.ERROR),
         "score": asset.score,
         "issues": asset.issues,
         "deductions": asset.deductions,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ from tests.scanning.clamd_process import (
 )
 from tests.support.flows import OPERATOR, SELLER
 
+# The standard 68-byte EICAR test string, assembled here so this file is not itself flagged.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "DEAD"})
 JOB_TIMEOUT_S = 30.0
 
@@ -87,6 +91,11 @@ def scan_job_ids(sessions: SessionFactory, asset_ids: list[str]) -> dict[str, st
             )
         )
         return {subject: job_id for subject, job_id in rows}
+
+
+def age(path: os.PathLike[str] | str, moment: datetime) -> None:
+    """Set a file's modification time, the clock the retention sweep judges files by."""
+    os.utime(path, (moment.timestamp(), moment.timestamp()))
 
 
 def blob_files(root: Path) -> set[str]:

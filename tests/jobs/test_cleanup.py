@@ -19,8 +19,7 @@ from service.domain.queues import CLEAN_UP_RIFT
 from service.domain.users import Role
 from service.models import Asset, Job
 from service.settings import Settings
-from tests.jobs.conftest import blob_files, events, status, wait_for_job, wait_for_verdict
-from tests.jobs.test_scanning import EICAR
+from tests.jobs.conftest import EICAR, blob_files, events, status, wait_for_job, wait_for_verdict
 from tests.support.flows import BUYER, DELIVERY_NOTE, OPERATOR, funded_rift, submit
 
 pytestmark = pytest.mark.slow

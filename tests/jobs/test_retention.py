@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -20,15 +19,10 @@ from service.domain.retention import (
 from service.domain.users import Role
 from service.models import Asset, Job, JobState
 from service.settings import Settings
-from tests.jobs.conftest import blob_files, events, get_job
+from tests.jobs.conftest import age, blob_files, events, get_job
 from tests.support.flows import DELIVERY_NOTE, OPERATOR, funded_rift, submit
 
 POLICY = RetentionPolicy(job_records=timedelta(days=30), quarantine=timedelta(days=90))
-
-
-def age(path: os.PathLike[str] | str, moment: datetime) -> None:
-    """Set a file's modification time, the clock the sweep judges files by."""
-    os.utime(path, (moment.timestamp(), moment.timestamp()))
 
 
 def write_blob(store: LocalBlobStore, content: bytes) -> str:

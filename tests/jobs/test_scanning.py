@@ -17,6 +17,7 @@ from service.models import Asset, ScanStatus
 from service.settings import Settings
 from service.verification.license_keys import LicenseKeyVault
 from tests.jobs.conftest import (
+    EICAR,
     SMALL_STREAM_MAX_KIB,
     blob_files,
     events,
@@ -29,8 +30,6 @@ from tests.support.flows import DELIVERY_NOTE, funded_rift, submit
 
 pytestmark = pytest.mark.slow
 
-# The standard 68-byte EICAR test string, assembled here so this file is not itself flagged.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 # deploy/clamav/signatures names them; clamd adds ".UNOFFICIAL" to signatures of our own.
 EICAR_SIGNATURE = "Rift.Test.EICAR.UNOFFICIAL"
 CLAMAV_TESTFILE_SIGNATURE = "Rift.Test.ClamAVTestFile.UNOFFICIAL"

@@ -19,8 +19,7 @@ from service.domain.clock import utcnow
 from service.domain.retention import ORPHAN_GRACE
 from service.settings import Settings
 from tests.conftest import settings_env
-from tests.jobs.conftest import blob_files, get_job, wait_for_job
-from tests.jobs.test_retention import age
+from tests.jobs.conftest import age, blob_files, get_job, wait_for_job
 from tests.support.flows import DELIVERY_NOTE, funded_rift, submit
 from tests.support.processes import ManagedProcess, free_port, wait_for
 
