@@ -12,6 +12,7 @@ from falcon.media.multipart import MultipartFormHandler
 from service.api.context import ApiContext
 from service.api.errors import handle_domain_error, serialize_http_error
 from service.api.metrics import ApiMetrics, MetricsMiddleware, MetricsResource
+from service.api.openapi import OpenApiResource
 from service.api.resources.health import Liveness, Readiness
 from service.api.resources.jobs import (
     AdminJobCollection,
@@ -63,6 +64,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     app.add_route("/healthz", Liveness())
     app.add_route("/readyz", Readiness(ctx))
     app.add_route("/metrics", MetricsResource(metrics))
+    app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/api/rifts", RiftCollection(ctx))
     app.add_route("/api/rifts/{rift_id}", RiftItem(ctx))
     app.add_route("/api/rifts/{rift_id}/transitions", RiftTransitions(ctx))
