@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _op(
