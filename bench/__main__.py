@@ -25,54 +25,92 @@ def _machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     load = os.getloadavg()
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
-                                   text=True, check=False).stdout.split(" ")[2:3]
-    return (f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-            f"Redis {''.join(redis_version).removeprefix('v=')}, "
-            f"load average at start {load[0]:.2f}")
+    redis_version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.split(" ")[2:3]
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+        f"Redis {''.join(redis_version).removeprefix('v=')}, "
+        f"load average at start {load[0]:.2f}"
+    )
 
 
 def _table(figures: list[Figure]) -> str:
-    header = ("measurement", "figure", "baseline (same run)", "ratio median (min-max)",
-              "target", "met")
+    header = (
+        "measurement",
+        "figure",
+        "baseline (same run)",
+        "ratio median (min-max)",
+        "target",
+        "met",
+    )
     rows = [header] + [
-        (f.measurement, f.figure, f.baseline, f.ratio, f.target,
-         "-" if f.met is None else ("yes" if f.met else "NO"))
+        (
+            f.measurement,
+            f.figure,
+            f.baseline,
+            f.ratio,
+            f.target,
+            "-" if f.met is None else ("yes" if f.met else "NO"),
+        )
         for f in figures
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-             for row in rows]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", nargs="+", choices=MEASUREMENTS, default=list(MEASUREMENTS),
-                        help="run only these measurements")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds and samples (a smoke run, not for the README)")
-    parser.add_argument("--timeouts", default="1000,100,20",
-                        help="dramatiq_worker_timeout values (ms) for time to verdict; the "
-                             "first is the baseline")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=MEASUREMENTS,
+        default=list(MEASUREMENTS),
+        help="run only these measurements",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer rounds and samples (a smoke run, not for the README)",
+    )
+    parser.add_argument(
+        "--timeouts",
+        default="1000,50,20",
+        help="dramatiq_worker_timeout values (ms) for time to verdict; the first is the baseline",
+    )
     parser.add_argument("--keep", action="store_true", help="keep logs in the run directory")
     args = parser.parse_args(argv)
     quick = args.quick
     timeouts = tuple(int(t) for t in args.timeouts.split(","))
     runs: dict[str, Callable[[BenchRun], list[Figure]]] = {
-        "overhead": lambda b: job_overhead.run(b, job_overhead.Config(
-            jobs=1000 if quick else 3000, rounds=2 if quick else 3)),
-        "verdict": lambda b: time_to_verdict.run(b, time_to_verdict.Config(
-            timeouts_ms=timeouts, rounds=1 if quick else 3, per_round=10 if quick else 30,
-            idle_s=3 if quick else 10)),
-        "throughput": lambda b: submit_throughput.run(b, submit_throughput.Config(
-            rounds=2 if quick else 3, duration_s=2 if quick else 6)),
-        "status": lambda b: status_scaling.run(b, status_scaling.Config(
-            large=50_000 if quick else 1_000_000, rounds=2 if quick else 3,
-            requests=50 if quick else 200)),
-        "upload": lambda b: upload_streaming.run(b, upload_streaming.Config(
-            rounds=2 if quick else 3)),
+        "overhead": lambda b: job_overhead.run(
+            b, job_overhead.Config(jobs=1000 if quick else 3000, rounds=2 if quick else 3)
+        ),
+        "verdict": lambda b: time_to_verdict.run(
+            b,
+            time_to_verdict.Config(
+                timeouts_ms=timeouts,
+                rounds=1 if quick else 3,
+                per_round=10 if quick else 30,
+                idle_s=3 if quick else 10,
+            ),
+        ),
+        "throughput": lambda b: submit_throughput.run(
+            b, submit_throughput.Config(rounds=2 if quick else 3, duration_s=2 if quick else 6)
+        ),
+        "status": lambda b: status_scaling.run(
+            b,
+            status_scaling.Config(
+                large=50_000 if quick else 1_000_000,
+                rounds=2 if quick else 3,
+                requests=50 if quick else 200,
+            ),
+        ),
+        "upload": lambda b: upload_streaming.run(
+            b, upload_streaming.Config(rounds=2 if quick else 3)
+        ),
     }
     print(f"rift bench: {_machine()}")
     started = time.monotonic()
@@ -91,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n!! measurement {name} failed:", file=sys.stderr)
                 traceback.print_exc()
     elapsed = time.monotonic() - started
-    print(f"\nsummary ({elapsed / 60:.1f} min; every ratio is against a baseline measured in "
-          "this run, median (min-max) over rounds)")
+    print(
+        f"\nsummary ({elapsed / 60:.1f} min; every ratio is against a baseline measured in "
+        "this run, median (min-max) over rounds)"
+    )
     print(_table(figures))
     if failed:
         print(f"failed to run: {', '.join(failed)}")

@@ -30,8 +30,13 @@ class Enqueue:
         while req.bounded_stream.read(DRAIN_CHUNK_BYTES):
             pass
         message = self.broker.enqueue(
-            dramatiq.Message(queue_name=BARE_QUEUE, actor_name="bench_bare", args=(rift_id,),
-                             kwargs={}, options={})
+            dramatiq.Message(
+                queue_name=BARE_QUEUE,
+                actor_name="bench_bare",
+                args=(rift_id,),
+                kwargs={},
+                options={},
+            )
         )
         resp.status = falcon.HTTP_202
         resp.media = {"message_id": message.message_id, "status": "PENDING"}

@@ -41,16 +41,29 @@ def funded_rifts(database_url: str, n: int) -> list[str]:
     engine = create_db_engine(database_url)
     sessions = create_session_factory(engine)
     buyer = User(id=BUYER, role=Role.USER)
-    spec = NewRift(title="Website redesign", item_type=ItemType.SERVICES, seller_id=SELLER,
-                   subtotal_minor=25_000, currency="USD")
+    spec = NewRift(
+        title="Website redesign",
+        item_type=ItemType.SERVICES,
+        seller_id=SELLER,
+        subtotal_minor=25_000,
+        currency="USD",
+    )
     ids: list[str] = []
     for offset in range(0, n, RIFT_BATCH):
         with transaction(sessions) as session:
             for _ in range(min(RIFT_BATCH, n - offset)):
                 now = utcnow()
                 rift = create_rift(session, buyer, spec, now=now, ids=new_id)
-                request_transition(session, rift.id, buyer, RiftStatus.FUNDED,
-                                   expected_version=None, reason="bench", now=now, ids=new_id)
+                request_transition(
+                    session,
+                    rift.id,
+                    buyer,
+                    RiftStatus.FUNDED,
+                    expected_version=None,
+                    reason="bench",
+                    now=now,
+                    ids=new_id,
+                )
                 ids.append(rift.id)
     engine.dispose()
     return ids
@@ -79,8 +92,10 @@ def pdf_with_text(ref: str, chars: int = 1500) -> bytes:
     xref_at = out.tell()
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     out.writelines(b"%010d 00000 n \n" % offset for offset in offsets)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-              % (len(objects) + 1, xref_at))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+        % (len(objects) + 1, xref_at)
+    )
     return out.getvalue()
 
 
@@ -92,17 +107,22 @@ def png_photo(size: tuple[int, int] = (320, 240)) -> bytes:
     return out.getvalue()
 
 
-def multipart(fields: Mapping[str, str],
-              files: Sequence[tuple[str, bytes, str]]) -> tuple[bytes, str]:
+def multipart(
+    fields: Mapping[str, str], files: Sequence[tuple[str, bytes, str]]
+) -> tuple[bytes, str]:
     """Encode fields and (filename, content, content type) files; return body, content type."""
     boundary = uuid.uuid4().hex
     out = io.BytesIO()
     for name, value in fields.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                  f"{value}\r\n".encode())
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
     for filename, content, content_type in files:
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-                  f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode())
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+        )
         out.write(content)
         out.write(b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
@@ -112,9 +132,13 @@ def multipart(fields: Mapping[str, str],
 def small_proof(ref: str | None = None) -> tuple[bytes, str]:
     """The issue's small proof: one PDF with text, one PNG, a tracking number."""
     ref = ref or uuid.uuid4().hex[:12]
-    return multipart({"tracking_number": TRACKING_NUMBER},
-                     [(f"invoice-{ref}.pdf", pdf_with_text(ref), "application/pdf"),
-                      (f"parcel-{ref}.png", png_photo(), "image/png")])
+    return multipart(
+        {"tracking_number": TRACKING_NUMBER},
+        [
+            (f"invoice-{ref}.pdf", pdf_with_text(ref), "application/pdf"),
+            (f"parcel-{ref}.png", png_photo(), "image/png"),
+        ],
+    )
 
 
 class Api:
@@ -125,8 +149,13 @@ class Api:
         self.timeout_s = timeout_s
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
 
-    def call(self, method: str, path: str, body: bytes | None = None,
-             headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
         for attempt in (1, 2):
             try:
                 self.conn.request(method, path, body=body, headers=dict(headers or {}))
@@ -146,8 +175,13 @@ class Api:
         self.conn.close()
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)
 
-    def json(self, method: str, path: str, body: bytes | None = None,
-             headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    def json(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
         status, raw = self.call(method, path, body, headers)
         return status, json.loads(raw) if raw else None
 

@@ -45,8 +45,9 @@ def free_port() -> int:
         return port
 
 
-def wait_for(predicate: Callable[[], object], timeout_s: float, what: str,
-             interval_s: float = 0.05) -> None:
+def wait_for(
+    predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -56,6 +57,7 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str,
 
 
 # ---------------------------------------------------------------------------- statistics
+
 
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (pct in 0-100) of values."""
@@ -80,8 +82,10 @@ class Spread:
         return cls(statistics.median(values), min(values), max(values), len(values))
 
     def fmt(self, unit: str = "", digits: int = 1) -> str:
-        return (f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f}"
-                f", n={self.n})")
+        return (
+            f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f}"
+            f", n={self.n})"
+        )
 
 
 def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> Spread:
@@ -103,6 +107,7 @@ class Figure:
 
 # ---------------------------------------------------------------------------- processes
 
+
 @dataclass
 class Proc:
     """A child process in its own process group, its output in a log file."""
@@ -115,9 +120,14 @@ class Proc:
 
     def start(self) -> Proc:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT, env=dict(self.env),
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=REPO_ROOT,
+                env=dict(self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -168,6 +178,7 @@ def reset_rss_peak(pid: int) -> None:
 
 # ---------------------------------------------------------------------------- the bench run
 
+
 class BenchRun:
     """A temporary directory, a private Redis DB, and everything started, for one run."""
 
@@ -210,8 +221,11 @@ class BenchRun:
         try:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-                hide_password=False)
+            url = (
+                sa.make_url(POSTGRES_ADMIN_URL)
+                .set(database=name)
+                .render_as_string(hide_password=False)
+            )
             self.migrate(url)
             yield url
         finally:
@@ -226,17 +240,29 @@ class BenchRun:
 
     def migrate(self, database_url: str) -> None:
         env = {**os.environ, "DATABASE_URL": database_url}
-        subprocess.run([sys.executable, "-m", "service.cli", "migrate"], cwd=REPO_ROOT, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "service.cli", "migrate"],
+            cwd=REPO_ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
     # -- environment for the product's processes
     def env(self, database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         """The environment a product process reads (see Settings.from_env)."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PROMETHEUS", "prometheus", "dramatiq", "REDIS_", "API_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PROMETHEUS", "prometheus", "dramatiq", "REDIS_", "API_"))
+        }
         env.update(
-            DATABASE_URL=database_url, REDIS_URL=self.redis_url, RIFT_DATA_DIR=str(data_dir),
-            JWT_SECRET=JWT_SECRET, LICENSE_KEY_SECRET=LICENSE_KEY_SECRET, LOG_FORMAT="console",
+            DATABASE_URL=database_url,
+            REDIS_URL=self.redis_url,
+            RIFT_DATA_DIR=str(data_dir),
+            JWT_SECRET=JWT_SECRET,
+            LICENSE_KEY_SECRET=LICENSE_KEY_SECRET,
+            LOG_FORMAT="console",
             RIFT_ENV="development",
         )
         env.update(extra)
@@ -253,15 +279,24 @@ class BenchRun:
             self._procs.remove(proc)
 
     # -- servers
-    def gunicorn(self, name: str, app: str, env: Mapping[str, str], *, workers: int = 2,
-                 threads: int = 4) -> tuple[Proc, int]:
+    def gunicorn(
+        self, name: str, app: str, env: Mapping[str, str], *, workers: int = 2, threads: int = 4
+    ) -> tuple[Proc, int]:
         """Start gunicorn with the project's config on a free port; wait for /healthz."""
         port = free_port()
         metrics_dir = self.path(f"prom-{name}")
-        env = {**env, "API_BIND": f"127.0.0.1:{port}", "API_WORKERS": str(workers),
-               "API_THREADS": str(threads), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-        proc = self.spawn(name, [str(VENV_BIN / "gunicorn"), "-c",
-                                 str(REPO_ROOT / "deploy/gunicorn.conf.py"), app], env)
+        env = {
+            **env,
+            "API_BIND": f"127.0.0.1:{port}",
+            "API_WORKERS": str(workers),
+            "API_THREADS": str(threads),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+        proc = self.spawn(
+            name,
+            [str(VENV_BIN / "gunicorn"), "-c", str(REPO_ROOT / "deploy/gunicorn.conf.py"), app],
+            env,
+        )
 
         def ready() -> bool:
             if not proc.alive():
@@ -278,16 +313,37 @@ class BenchRun:
         wait_for(ready, READY_TIMEOUT_S, f"{name} on port {port}", 0.1)
         return proc, port
 
-    def worker(self, name: str, setup: str, queues: Sequence[str], env: Mapping[str, str], *,
-               processes: int, threads: int) -> Proc:
+    def worker(
+        self,
+        name: str,
+        setup: str,
+        queues: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        processes: int,
+        threads: int,
+    ) -> Proc:
         """Start `dramatiq SETUP` and wait until every worker process says it is ready."""
         metrics_dir = self.path(f"prom-{name}")
-        env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-               "dramatiq_prom_db": str(metrics_dir), "dramatiq_prom_host": "127.0.0.1",
-               "dramatiq_prom_port": str(free_port())}
-        argv = [str(VENV_BIN / "dramatiq"), setup, "--processes", str(processes),
-                "--threads", str(threads), "--queues", *queues,
-                "--worker-shutdown-timeout", "5000"]
+        env = {
+            **env,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "dramatiq_prom_db": str(metrics_dir),
+            "dramatiq_prom_host": "127.0.0.1",
+            "dramatiq_prom_port": str(free_port()),
+        }
+        argv = [
+            str(VENV_BIN / "dramatiq"),
+            setup,
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--queues",
+            *queues,
+            "--worker-shutdown-timeout",
+            "5000",
+        ]
         proc = self.spawn(name, argv, env)
 
         def ready() -> bool:
@@ -302,8 +358,11 @@ class BenchRun:
         """Start a clamd with the project's offline signatures; return its address."""
         port = free_port()
         runtime = self.path("clamd")
-        subprocess.run([str(REPO_ROOT / "deploy/clamav/start-clamd.sh"), str(runtime),
-                        str(port)], check=True, capture_output=True)
+        subprocess.run(
+            [str(REPO_ROOT / "deploy/clamav/start-clamd.sh"), str(runtime), str(port)],
+            check=True,
+            capture_output=True,
+        )
         pid_file = runtime / "clamd.pid"
 
         def stop() -> None:
@@ -321,6 +380,7 @@ def wipe_redis_keys(client: redis.Redis, pattern: str = "dramatiq:*") -> None:
 
 
 # ---------------------------------------------------------------------------- idle cost
+
 
 @dataclass(frozen=True)
 class IdleLoad:
@@ -353,9 +413,19 @@ def idle_load(run: BenchRun, workers: Sequence[Proc], seconds: float) -> IdleLoa
     url = redis.Redis.from_url(run.redis_url).connection_pool.connection_kwargs
     cpu_before = group_cpu_s(pids)
     monitor = subprocess.run(
-        ["timeout", str(seconds), "redis-cli", "-h", str(url.get("host", "127.0.0.1")),
-         "-p", str(url.get("port", 6379)), "monitor"],
-        capture_output=True, check=False)
+        [
+            "timeout",
+            str(seconds),
+            "redis-cli",
+            "-h",
+            str(url.get("host", "127.0.0.1")),
+            "-p",
+            str(url.get("port", 6379)),
+            "monitor",
+        ],
+        capture_output=True,
+        check=False,
+    )
     worker_cpu = group_cpu_s(pids) - cpu_before
     prefix = f"[{REDIS_DB} ".encode()
     client_calls: dict[str, int] = {}
@@ -371,8 +441,10 @@ def idle_load(run: BenchRun, workers: Sequence[Proc], seconds: float) -> IdleLoa
         else:
             client_calls[name] = client_calls.get(name, 0) + 1
     stats = run.redis.info("commandstats")
-    usec = sum(n * float(stats.get(f"cmdstat_{name}", {}).get("usec_per_call", 0.0))
-               for name, n in client_calls.items())
+    usec = sum(
+        n * float(stats.get(f"cmdstat_{name}", {}).get("usec_per_call", 0.0))
+        for name, n in client_calls.items()
+    )
     return IdleLoad(
         client_cmds_per_s=sum(client_calls.values()) / seconds,
         script_cmds_per_s=script_cmds / seconds,

@@ -31,27 +31,42 @@ class LeanJobTracking(JobTracking):
             running = conn.execute(
                 update(Job)
                 .where(Job.id == message.message_id, Job.state.not_in(list(FINAL_JOB_STATES)))
-                .values(state=JobState.RUNNING, attempts=Job.attempts + 1,
-                        started_at=func.coalesce(Job.started_at, now),
-                        dispatched_at=func.coalesce(Job.dispatched_at, now), updated_at=now)
+                .values(
+                    state=JobState.RUNNING,
+                    attempts=Job.attempts + 1,
+                    started_at=func.coalesce(Job.started_at, now),
+                    dispatched_at=func.coalesce(Job.dispatched_at, now),
+                    updated_at=now,
+                )
             ).rowcount
             if not running:
-                state = conn.execute(
-                    select(Job.state).where(Job.id == message.message_id)).scalar()
+                state = conn.execute(select(Job.state).where(Job.id == message.message_id)).scalar()
                 if state is not None:
                     raise SkipMessage(f"job {message.message_id} already {state.value}")
 
-    def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
-                              result: Any = None, exception: BaseException | None = None) -> None:
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
         if exception is not None:
             super().after_process_message(broker, message, result=result, exception=exception)
             return
         now = self.clock()
         with self.engine.begin() as conn:
             conn.execute(
-                update(Job).where(Job.id == message.message_id).values(
-                    state=JobState.SUCCEEDED, updated_at=now, progress=100, finished_at=now,
-                    result=result if isinstance(result, dict) else None)
+                update(Job)
+                .where(Job.id == message.message_id)
+                .values(
+                    state=JobState.SUCCEEDED,
+                    updated_at=now,
+                    progress=100,
+                    finished_at=now,
+                    result=result if isinstance(result, dict) else None,
+                )
             )
 
 

@@ -27,8 +27,14 @@ class LoadResult:
         return self.ok / self.elapsed_s if self.elapsed_s else 0.0
 
 
-def run_load(port: int, next_request: Callable[[], Request | None], *, concurrency: int,
-             duration_s: float, expect_status: int) -> LoadResult:
+def run_load(
+    port: int,
+    next_request: Callable[[], Request | None],
+    *,
+    concurrency: int,
+    duration_s: float,
+    expect_status: int,
+) -> LoadResult:
     """Send requests from next_request until duration_s passes or it returns None."""
     result = LoadResult()
     lock = threading.Lock()

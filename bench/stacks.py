@@ -22,8 +22,9 @@ def noop(subject_id: str) -> None:
 
 
 def declare_noop(broker: dramatiq.Broker) -> dramatiq.Actor[[str], None]:
-    return dramatiq.actor(noop, broker=broker, actor_name=NOOP.actor_name,
-                          queue_name=NOOP.queue_name)
+    return dramatiq.actor(
+        noop, broker=broker, actor_name=NOOP.actor_name, queue_name=NOOP.queue_name
+    )
 
 
 def project() -> None:

@@ -58,8 +58,12 @@ def _prepare(bench: BenchRun, label: str, database_url: str, rows: int) -> Targe
     _, port = bench.gunicorn(f"api-status-{label}", "service.api.wsgi:app", env)
     api = Api(port)
     body, content_type = small_proof()
-    status, receipt = api.json("POST", f"/api/rifts/{rift_id}/proofs", body,
-                               {**bearer(SELLER), "Content-Type": content_type})
+    status, receipt = api.json(
+        "POST",
+        f"/api/rifts/{rift_id}/proofs",
+        body,
+        {**bearer(SELLER), "Content-Type": content_type},
+    )
     api.close()
     if status != 202:
         raise RuntimeError(f"submission answered {status}: {receipt}")
@@ -80,10 +84,15 @@ def _plans(database_url: str, target: Target) -> list[str]:
     engine = sa.create_engine(database_url)
     plans = []
     with engine.connect() as conn:
-        for sql in ("SELECT * FROM jobs WHERE id = :v",
-                    "SELECT * FROM proofs WHERE rift_id = :r ORDER BY submitted_at DESC LIMIT 1"):
-            rows = conn.execute(sa.text("EXPLAIN " + sql),
-                                {"v": target.job_id, "r": target.rift_id}).scalars().all()
+        for sql in (
+            "SELECT * FROM jobs WHERE id = :v",
+            "SELECT * FROM proofs WHERE rift_id = :r ORDER BY submitted_at DESC LIMIT 1",
+        ):
+            rows = (
+                conn.execute(sa.text("EXPLAIN " + sql), {"v": target.job_id, "r": target.rift_id})
+                .scalars()
+                .all()
+            )
             plans.append(f"{sql.split(' WHERE')[0][14:]}: {rows[0].strip()}")
     engine.dispose()
     return plans
@@ -108,8 +117,10 @@ def _round(target: Target, requests: int) -> None:
 
 
 def run(bench: BenchRun, cfg: Config) -> list[Figure]:
-    print(f"\n[4] status endpoint scaling: {cfg.small:,} vs {cfg.large:,} job records, "
-          f"{cfg.rounds} rounds x {cfg.requests} sequential GETs per endpoint, PostgreSQL")
+    print(
+        f"\n[4] status endpoint scaling: {cfg.small:,} vs {cfg.large:,} job records, "
+        f"{cfg.rounds} rounds x {cfg.requests} sequential GETs per endpoint, PostgreSQL"
+    )
     with bench.postgres() as small_url, bench.postgres() as large_url:
         small = _prepare(bench, "small", small_url, cfg.small)
         large = _prepare(bench, "large", large_url, cfg.large)
@@ -125,12 +136,21 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     for name, attr in (("verification-status", "status_ms"), ("jobs/{id}", "job_ms")):
         small_ms, large_ms = getattr(small, attr), getattr(large, attr)
         ratio = Spread.of([b / a for a, b in zip(small_ms, large_ms, strict=True)])
-        print(f"    GET {name:<20} p50 {Spread.of(small_ms).fmt(' ms', 2)} at {small.rows:,}"
-              f" -> {Spread.of(large_ms).fmt(' ms', 2)} at {large.rows:,}; "
-              f"ratio {ratio.fmt('', 2)}  target <= 1.5")
-        figures.append(Figure(f"4 GET {name}", f"{Spread.of(large_ms).median:.2f} ms @10^6",
-                              f"{Spread.of(small_ms).median:.2f} ms @10^3", ratio.fmt("", 2),
-                              "<= 1.5", ratio.median <= 1.5))
+        print(
+            f"    GET {name:<20} p50 {Spread.of(small_ms).fmt(' ms', 2)} at {small.rows:,}"
+            f" -> {Spread.of(large_ms).fmt(' ms', 2)} at {large.rows:,}; "
+            f"ratio {ratio.fmt('', 2)}  target <= 1.5"
+        )
+        figures.append(
+            Figure(
+                f"4 GET {name}",
+                f"{Spread.of(large_ms).median:.2f} ms @10^6",
+                f"{Spread.of(small_ms).median:.2f} ms @10^3",
+                ratio.fmt("", 2),
+                "<= 1.5",
+                ratio.median <= 1.5,
+            )
+        )
     for plan in plans:
         print(f"    plan at {large.rows:,} rows: {plan}")
     return figures

@@ -61,8 +61,9 @@ class Outcome:
 def _submit_and_wait(api: Api, rift_id: str, headers: dict[str, str]) -> tuple[Sample, str]:
     body, content_type = small_proof()
     started = time.perf_counter()
-    status, receipt = api.json("POST", f"/api/rifts/{rift_id}/proofs", body,
-                               {**headers, "Content-Type": content_type})
+    status, receipt = api.json(
+        "POST", f"/api/rifts/{rift_id}/proofs", body, {**headers, "Content-Type": content_type}
+    )
     submitted = time.perf_counter()
     if status != 202:
         raise RuntimeError(f"submission answered {status}: {receipt}")
@@ -84,8 +85,11 @@ def _submit_and_wait(api: Api, rift_id: str, headers: dict[str, str]) -> tuple[S
 def _add_job_times(engine: sa.Engine, proof_id: str, sample: Sample) -> None:
     """Split the server's part by the proof's job records (read after the verdict)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(Job.actor_name, Job.dispatched_at, Job.started_at,
-                                   Job.finished_at).where(Job.proof_id == proof_id)).all()
+        rows = conn.execute(
+            select(Job.actor_name, Job.dispatched_at, Job.started_at, Job.finished_at).where(
+                Job.proof_id == proof_id
+            )
+        ).all()
     waits, verify, scans = [], 0.0, [0.0]
     for actor, dispatched, started, finished in rows:
         if dispatched and started:
@@ -99,22 +103,35 @@ def _add_job_times(engine: sa.Engine, proof_id: str, sample: Sample) -> None:
     sample.wait_s, sample.verify_s, sample.scan_s = max(waits, default=0.0), verify, max(scans)
 
 
-def _start_pools(bench: BenchRun, env: dict[str, str], timeout_ms: int,
-                 cfg: Config) -> list[Proc]:
+def _start_pools(bench: BenchRun, env: dict[str, str], timeout_ms: int, cfg: Config) -> list[Proc]:
     env = {**env, "dramatiq_worker_timeout": str(timeout_ms)}
     return [
-        bench.worker(f"verification-{timeout_ms}", "actors.broker:setup", ["verification"], env,
-                     processes=cfg.verification_pool[0], threads=cfg.verification_pool[1]),
-        bench.worker(f"scan-{timeout_ms}", "actors.broker:setup", ["scan"], env,
-                     processes=cfg.scan_pool[0], threads=cfg.scan_pool[1]),
+        bench.worker(
+            f"verification-{timeout_ms}",
+            "actors.broker:setup",
+            ["verification"],
+            env,
+            processes=cfg.verification_pool[0],
+            threads=cfg.verification_pool[1],
+        ),
+        bench.worker(
+            f"scan-{timeout_ms}",
+            "actors.broker:setup",
+            ["scan"],
+            env,
+            processes=cfg.scan_pool[0],
+            threads=cfg.scan_pool[1],
+        ),
     ]
 
 
 def run(bench: BenchRun, cfg: Config) -> list[Figure]:
-    print(f"\n[2] time to verdict: 1 PDF + 1 PNG + tracking number, one submission every "
-          f"{cfg.interval_s * 1000:.0f} ms, {cfg.rounds} rounds x {cfg.per_round} per worker "
-          f"timeout {list(cfg.timeouts_ms)} ms; PostgreSQL, clamd, idle cost over "
-          f"{cfg.idle_s:.0f} s")
+    print(
+        f"\n[2] time to verdict: 1 PDF + 1 PNG + tracking number, one submission every "
+        f"{cfg.interval_s * 1000:.0f} ms, {cfg.rounds} rounds x {cfg.per_round} per worker "
+        f"timeout {list(cfg.timeouts_ms)} ms; PostgreSQL, clamd, idle cost over "
+        f"{cfg.idle_s:.0f} s"
+    )
     clamd_address = bench.clamd()
     outcomes = {t: Outcome(t) for t in cfg.timeouts_ms}
     needed = len(cfg.timeouts_ms) * cfg.rounds * (cfg.per_round + WARMUP_SUBMISSIONS)
@@ -148,8 +165,7 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
                     for pool in pools:
                         bench.stop(pool)
                 p50 = percentile([s.verdict_s for s in samples], 50) * 1000
-                bench.log(f"round {round_no + 1}, worker timeout {timeout_ms} ms: "
-                          f"p50 {p50:.0f} ms")
+                bench.log(f"round {round_no + 1}, worker timeout {timeout_ms} ms: p50 {p50:.0f} ms")
         api.close()
         engine.dispose()
     return _report(outcomes, cfg)
@@ -160,12 +176,13 @@ def _report(outcomes: dict[int, Outcome], cfg: Config) -> list[Figure]:
     base_p50s = [percentile([s.verdict_s for s in r], 50) for r in baseline.rounds]
     figures: list[Figure] = []
     breakdown: list[str] = []
-    print("    worker timeout | verdict p50 (rounds)     | p99 (pooled) | submit p50 | "
-          "server p50 | idle Redis cmds/s (+in scripts) | Redis CPU | workers CPU")
+    print(
+        "    worker timeout | verdict p50 (rounds)     | p99 (pooled) | submit p50 | "
+        "server p50 | idle Redis cmds/s (+in scripts) | Redis CPU | workers CPU"
+    )
     for timeout_ms, outcome in outcomes.items():
         everything = outcome.all()
-        p50s = Spread.of([percentile([s.verdict_s for s in r], 50) * 1000
-                          for r in outcome.rounds])
+        p50s = Spread.of([percentile([s.verdict_s for s in r], 50) * 1000 for r in outcome.rounds])
         p99 = percentile([s.verdict_s for s in everything], 99) * 1000
         submit = percentile([s.submit_s for s in everything], 50) * 1000
         server = percentile([s.server_s for s in everything], 50) * 1000
@@ -174,33 +191,44 @@ def _report(outcomes: dict[int, Outcome], cfg: Config) -> list[Figure]:
         wait = percentile([s.wait_s for s in everything], 50) * 1000
         verify = percentile([s.verify_s for s in everything], 50) * 1000
         scan = percentile([s.scan_s for s in everything], 50) * 1000
-        breakdown.append(f"    {timeout_ms:>11} ms | queue wait p50 {wait:.1f} ms (max of the "
-                         f"proof's 3 jobs), verify run {verify:.1f} ms, scan run {scan:.1f} ms")
-        print(f"    {timeout_ms:>11} ms | {p50s.fmt(' ms', 0):<24} | {p99:>9.0f} ms | "
-              f"{submit:>7.1f} ms | {server:>7.1f} ms | {idle.client_cmds_per_s:>8.1f} "
-              f"(+{idle.script_cmds_per_s:.0f}){'':>14} | {idle.redis_cpu_pct:>6.2f} % | "
-              f"{idle.worker_cpu_pct:>6.1f} %")
-        ratio = Spread.of([
-            percentile([s.verdict_s for s in r], 50) / b
-            for r, b in zip(outcome.rounds, base_p50s, strict=True)
-        ])
+        breakdown.append(
+            f"    {timeout_ms:>11} ms | queue wait p50 {wait:.1f} ms (max of the "
+            f"proof's 3 jobs), verify run {verify:.1f} ms, scan run {scan:.1f} ms"
+        )
+        print(
+            f"    {timeout_ms:>11} ms | {p50s.fmt(' ms', 0):<24} | {p99:>9.0f} ms | "
+            f"{submit:>7.1f} ms | {server:>7.1f} ms | {idle.client_cmds_per_s:>8.1f} "
+            f"(+{idle.script_cmds_per_s:.0f}){'':>14} | {idle.redis_cpu_pct:>6.2f} % | "
+            f"{idle.worker_cpu_pct:>6.1f} %"
+        )
+        ratio = Spread.of(
+            [
+                percentile([s.verdict_s for s in r], 50) / b
+                for r, b in zip(outcome.rounds, base_p50s, strict=True)
+            ]
+        )
         is_baseline = outcome is baseline
-        figures.append(Figure(
-            "2 time to verdict",
-            f"timeout {timeout_ms} ms: p50 {p50s.median:.0f} ms, p99 {p99:.0f} ms",
-            "default 1000 ms" if not is_baseline else "(baseline)",
-            "1.00" if is_baseline else f"p50 x{ratio.fmt('', 2)}",
-            "p50 <= 50 ms, p99 <= 250 ms",
-            p50s.median <= 50 and p99 <= 250,
-        ))
-        figures.append(Figure(
-            "2 idle cost",
-            f"timeout {timeout_ms} ms: {idle.client_cmds_per_s:.0f} Redis cmds/s",
-            f"default: {baseline.idle.client_cmds_per_s:.0f} cmds/s" if baseline.idle else "",
-            f"x{idle.client_cmds_per_s / max(baseline.idle.client_cmds_per_s, 0.1):.1f}"
-            if baseline.idle and not is_baseline else "1.00",
-            "(reported)",
-            None,
-        ))
+        figures.append(
+            Figure(
+                "2 time to verdict",
+                f"timeout {timeout_ms} ms: p50 {p50s.median:.0f} ms, p99 {p99:.0f} ms",
+                "default 1000 ms" if not is_baseline else "(baseline)",
+                "1.00" if is_baseline else f"p50 x{ratio.fmt('', 2)}",
+                "p50 <= 50 ms, p99 <= 250 ms",
+                p50s.median <= 50 and p99 <= 250,
+            )
+        )
+        figures.append(
+            Figure(
+                "2 idle cost",
+                f"timeout {timeout_ms} ms: {idle.client_cmds_per_s:.0f} Redis cmds/s",
+                f"default: {baseline.idle.client_cmds_per_s:.0f} cmds/s" if baseline.idle else "",
+                f"x{idle.client_cmds_per_s / max(baseline.idle.client_cmds_per_s, 0.1):.1f}"
+                if baseline.idle and not is_baseline
+                else "1.00",
+                "(reported)",
+                None,
+            )
+        )
     print("\n".join(breakdown))
     return figures
