@@ -23,6 +23,7 @@ from actors.dispatch import DramatiqDispatcher
 from actors.heartbeat import WorkerHeartbeat
 from actors.services import WorkerServices
 from actors.tracking import JobTracking
+from actors.wakeful import WakefulRedisBroker
 from service.blobs import LocalBlobStore
 from service.db import create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
@@ -52,7 +53,7 @@ def build_broker(
     *,
     tracking: list[Any] | None = None,
     extra_middleware: list[Any] | None = None,
-) -> RedisBroker:
+) -> WakefulRedisBroker:
     """A Redis broker with retry and time-limit middleware, plus the project's own.
 
     Dramatiq runs `after_*` hooks in reverse order, so `tracking` middleware sits before
@@ -74,7 +75,7 @@ def build_broker(
         CurrentMessage(),
         *(extra_middleware or []),
     ]
-    return RedisBroker(  # type: ignore[no-untyped-call]
+    return WakefulRedisBroker(  # type: ignore[no-untyped-call]
         client=redis_client(settings),
         middleware=middleware,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
