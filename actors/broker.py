@@ -25,7 +25,7 @@ from actors.services import WorkerServices
 from actors.tracking import JobTracking
 from actors.wakeful import WakefulRedisBroker
 from service.blobs import LocalBlobStore
-from service.db import create_db_engine, create_session_factory
+from service.db import SessionFactory, create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
 from service.domain.queues import SCAN_ASSET
 from service.domain.verification import ReleasePolicy, VerdictRules
@@ -84,9 +84,11 @@ def build_broker(
 
 
 def build_services(
-    settings: Settings, broker: dramatiq.Broker, metrics: WorkerMetrics
+    settings: Settings,
+    broker: dramatiq.Broker,
+    metrics: WorkerMetrics,
+    sessions: SessionFactory,
 ) -> WorkerServices:
-    sessions = create_session_factory(create_db_engine(settings.database_url))
     thresholds = settings.thresholds()
     blobs = LocalBlobStore(settings.blob_dir, settings.quarantine_dir)
     vault = LicenseKeyVault(settings.license_key_secret.encode())
@@ -146,11 +148,12 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> Redis
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format)
     init_sentry(settings, "worker")
-    sessions = create_session_factory(create_db_engine(settings.database_url))
+    engine = create_db_engine(settings.database_url)
+    sessions = create_session_factory(engine)
     reporter = FinalFailureReporter()
     broker = build_broker(
         settings,
-        tracking=[JobTracking(sessions, utcnow, on_final_failure=reporter)],
+        tracking=[JobTracking(engine, sessions, utcnow, on_final_failure=reporter)],
         extra_middleware=[WorkerHeartbeat(redis_client(settings))],
     )
     if prometheus:
@@ -161,7 +164,7 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> Redis
         # before_process_message (the increment) never ran and the gauge goes negative.
         broker.add_middleware(PrometheusFromBoot(), before=AgeLimit)
     dramatiq.set_broker(broker)
-    services = build_services(settings, broker, WorkerMetrics())
+    services = build_services(settings, broker, WorkerMetrics(), sessions)
     reporter.services = services
     register_actors(broker, services)
     return broker

@@ -92,7 +92,6 @@ def _drain(run: BenchRun, name: str, setup: str, env: dict[str, str], cfg: Confi
 STACKS = {
     "raw": "bench.stacks:raw",
     "project": "bench.stacks:project",
-    "lean": "bench.stacks:project_lean",
     "untracked": "bench.stacks:project_untracked",
 }
 
@@ -136,19 +135,14 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
             states = dict(conn.execute(select(Job.state, func.count()).group_by(Job.state)).all())
         engine.dispose()
     succeeded = states.get(JobState.SUCCEEDED, 0)
-    expected = cfg.jobs * cfg.rounds * 2  # project and lean write records; untracked not
-    raw, project, lean, untracked = (Spread.of(rates[n]) for n in names)
+    expected = cfg.jobs * cfg.rounds  # only the project stack writes records
+    raw, project, untracked = (Spread.of(rates[n]) for n in names)
     untracked_ratio = ratios(rates["untracked"], rates["raw"])
     ratio = ratios(rates["project"], rates["raw"])
-    lean_ratio = ratios(rates["lean"], rates["raw"])
     enqueue_ratio = ratios(enqueue["project"], enqueue["raw"])
     print(f"    raw Dramatiq drain      {raw.fmt(' jobs/s', 0)}")
     print(f"    project stack drain     {project.fmt(' jobs/s', 0)}")
     print(f"    ratio project/raw       {ratio.fmt('', 2)}   target >= 0.67")
-    print(
-        f"    prototype: one UPDATE per hook, no pool ping (bench/lean_tracking.py): "
-        f"{lean.fmt(' jobs/s', 0)}, ratio to raw {lean_ratio.fmt('', 2)}"
-    )
     print(
         f"    project stack without JobTracking (heartbeat, Prometheus, retries...): "
         f"{untracked.fmt(' jobs/s', 0)}, ratio to raw {untracked_ratio.fmt('', 2)}"
@@ -167,14 +161,6 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
             ratio.fmt("", 2),
             ">= 0.67",
             ratio.median >= 2 / 3 and succeeded == expected,
-        ),
-        Figure(
-            "1 lean hooks (proto)",
-            f"{lean.median:.0f} jobs/s",
-            f"raw {raw.median:.0f} jobs/s",
-            lean_ratio.fmt("", 2),
-            "(what a fix buys)",
-            None,
         ),
         Figure(
             "1 no JobTracking (info)",

@@ -44,15 +44,6 @@ def raw() -> None:
     declare_noop(broker)
 
 
-def project_lean() -> None:
-    """The project's wiring with the lean job-record writes of bench.lean_tracking."""
-    from bench.lean_tracking import use_lean_tracking
-
-    broker = setup()
-    use_lean_tracking(broker)
-    declare_noop(broker)
-
-
 def project_untracked() -> None:
     """The project's wiring without JobTracking: what the other middleware costs."""
     from actors.tracking import JobTracking

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service.db import SessionFactory, transaction
@@ -133,42 +135,55 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def record_running(session: Session, job_id: str, now: datetime) -> Job | None:
-    """Mark a job RUNNING and count the attempt; None when no such job exists."""
-    job = session.get(Job, job_id, with_for_update=True)
-    if job is None:
-        return None
-    job.state = JobState.RUNNING
-    job.attempts += 1
-    job.started_at = job.started_at or now
-    job.dispatched_at = job.dispatched_at or now
-    job.updated_at = now
-    return job
+class AttemptStart(enum.Enum):
+    STARTED = "started"
+    ALREADY_FINISHED = "already_finished"
+    UNKNOWN_JOB = "unknown_job"
+
+
+def record_running(conn: Connection, job_id: str, now: datetime) -> tuple[AttemptStart, str | None]:
+    """Mark a job RUNNING and count the attempt, unless it already finished.
+
+    One UPDATE on the hot path (a worker pays it per message); only a redelivered or
+    unknown message costs a second query to tell which it was. Returns the job's rift id.
+    """
+    started = conn.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.not_in(FINAL_JOB_STATES))
+        .values(
+            state=JobState.RUNNING,
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, now),
+            dispatched_at=func.coalesce(Job.dispatched_at, now),
+            updated_at=now,
+        )
+        .returning(Job.rift_id)
+    ).one_or_none()
+    if started is not None:
+        return AttemptStart.STARTED, started.rift_id
+    known = conn.execute(select(Job.id).where(Job.id == job_id)).one_or_none()
+    return (AttemptStart.ALREADY_FINISHED if known else AttemptStart.UNKNOWN_JOB), None
 
 
 def record_outcome(
-    session: Session,
+    conn: Connection,
     job_id: str,
     state: JobState,
     now: datetime,
     *,
     result: dict[str, Any] | None = None,
     error: str | None = None,
-) -> Job | None:
-    """Store the outcome of one attempt."""
-    job = session.get(Job, job_id, with_for_update=True)
-    if job is None:
-        return None
-    job.state = state
-    job.updated_at = now
+) -> bool:
+    """Store the outcome of one attempt in one UPDATE; False when no such job exists."""
+    values: dict[str, Any] = {"state": state, "updated_at": now}
     if error is not None:
-        job.last_error = error[:ERROR_TEXT_MAX_CHARS]
+        values["last_error"] = error[:ERROR_TEXT_MAX_CHARS]
     if state is JobState.SUCCEEDED:
-        job.result = result
-        job.progress = 100
+        values.update(result=result, progress=100)
     if state in FINAL_JOB_STATES:
-        job.finished_at = now
-    return job
+        values["finished_at"] = now
+    changed = conn.execute(update(Job).where(Job.id == job_id).values(**values))
+    return bool(changed.rowcount)
 
 
 def retry_job(session: Session, job_id: str, now: datetime) -> Job:
