@@ -19,7 +19,6 @@ from dramatiq.middleware import (
 )
 
 from actors import cleanup, scan, verification
-from actors.dispatch import DramatiqDispatcher
 from actors.heartbeat import WorkerHeartbeat
 from actors.services import WorkerServices
 from actors.tracking import JobTracking
@@ -106,7 +105,6 @@ def build_services(
                 settings.auto_release_hours, settings.auto_release_hours_digital
             ),
         ),
-        dispatcher=DramatiqDispatcher(broker),
         metrics=metrics,
         clock=utcnow,
         ids=new_id,

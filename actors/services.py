@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from service.blobs import BlobStore
 from service.db import SessionFactory
 from service.domain.clock import Clock, IdFactory
-from service.domain.jobs import JobDispatcher
 from service.domain.verification import AssetInspector, VerdictRules
 from service.observability.worker_metrics import WorkerMetrics
 from service.scanning.verdict import VirusScanner
@@ -22,7 +21,6 @@ class WorkerServices:
     scanner: VirusScanner
     inspect: AssetInspector
     rules: VerdictRules
-    dispatcher: JobDispatcher
     metrics: WorkerMetrics
     clock: Clock
     ids: IdFactory

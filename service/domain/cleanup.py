@@ -10,8 +10,9 @@ from service.blobs import BlobStore
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock
 from service.domain.jobs import PermanentJobError
+from service.domain.rifts import system_note
 from service.domain.transitions import CLEANUP_TARGETS
-from service.models import ActorRole, Asset, Rift, RiftEvent
+from service.models import Asset, Rift
 
 
 class CleanupRefused(PermanentJobError):
@@ -52,15 +53,8 @@ def clean_up_rift(
     if pending:
         with transaction(sessions) as session:
             session.add(
-                RiftEvent(
-                    rift_id=rift_id,
-                    actor_role=ActorRole.SYSTEM,
-                    actor_id=None,
-                    from_status=None,
-                    to_status=None,
-                    kind="assets_deleted",
-                    reason=f"{len(pending)} assets deleted after close",
-                    created_at=clock(),
+                system_note(
+                    rift_id, "assets_deleted", f"{len(pending)} assets deleted after close", clock()
                 )
             )
     return {"rift_id": rift_id, "assets_deleted": len(pending), "blobs_deleted": deleted_blobs}

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -91,15 +91,18 @@ def dispatch_jobs(
 
 def mark_dispatched(session: Session, job_ids: Sequence[str], now: datetime) -> None:
     """Record that the broker has the jobs; never move a job that a worker already moved."""
-    session.execute(
+    # One UPDATE, on the session's connection (Core: no ORM bulk-update bookkeeping, and the
+    # caller's session holds no jobs to synchronise). SET expressions read the row as it was
+    # before the UPDATE, so each column moves exactly when it would have moved before.
+    pending = Job.state == JobState.PENDING
+    session.connection().execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.dispatched_at.is_(None))
-        .values(dispatched_at=now)
-    )
-    session.execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), Job.state == JobState.PENDING)
-        .values(state=JobState.QUEUED, updated_at=now)
+        .where(Job.id.in_(job_ids), or_(Job.dispatched_at.is_(None), pending))
+        .values(
+            dispatched_at=func.coalesce(Job.dispatched_at, literal(now, Job.dispatched_at.type)),
+            state=case((pending, literal(JobState.QUEUED, Job.state.type)), else_=Job.state),
+            updated_at=case((pending, literal(now, Job.updated_at.type)), else_=Job.updated_at),
+        )
     )
 
 

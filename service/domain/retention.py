@@ -11,7 +11,8 @@ from sqlalchemy import delete, func, select
 from service.blobs import BlobStore
 from service.db import SessionFactory, transaction
 from service.domain.clock import as_utc
-from service.models import FINAL_JOB_STATES, ActorRole, Asset, Job, JobState, RiftEvent
+from service.domain.rifts import system_note
+from service.models import FINAL_JOB_STATES, Asset, Job, JobState
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,11 @@ def mark_rows_missing_blobs(sessions: SessionFactory, blobs: BlobStore, now: dat
                 continue
             asset.deleted_at = now
             session.add(
-                RiftEvent(
-                    rift_id=asset.rift_id,
-                    actor_role=ActorRole.SYSTEM,
-                    actor_id=None,
-                    from_status=None,
-                    to_status=None,
-                    kind="asset_blob_missing",
-                    reason=f"blob of asset {asset.id} missing; marked deleted",
-                    created_at=now,
+                system_note(
+                    asset.rift_id,
+                    "asset_blob_missing",
+                    f"blob of asset {asset.id} missing; marked deleted",
+                    now,
                 )
             )
             marked += 1

@@ -50,6 +50,20 @@ class NewRift:
             raise InvalidInput("seller_id is required", field="seller_id")
 
 
+def system_note(rift_id: str, kind: str, reason: str, now: datetime) -> RiftEvent:
+    """An event the system records on a rift without changing its status."""
+    return RiftEvent(
+        rift_id=rift_id,
+        actor_role=ActorRole.SYSTEM,
+        actor_id=None,
+        from_status=None,
+        to_status=None,
+        kind=kind,
+        reason=reason,
+        created_at=now,
+    )
+
+
 def create_rift(
     session: Session, buyer: User, spec: NewRift, *, now: datetime, ids: IdFactory
 ) -> Rift:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory, as_utc
 from service.domain.jobs import PermanentJobError
-from service.domain.rifts import transition
+from service.domain.rifts import system_note, transition
 from service.models import (
     ActorRole,
     Asset,
@@ -164,15 +164,11 @@ def record_scan(
                 on_infected(asset)
                 asset.quarantined_at = now
                 session.add(
-                    RiftEvent(
-                        rift_id=asset.rift_id,
-                        actor_role=ActorRole.SYSTEM,
-                        actor_id=None,
-                        from_status=None,
-                        to_status=None,
-                        kind="asset_quarantined",
-                        reason=f"asset {asset.id} infected ({signature}); quarantined",
-                        created_at=now,
+                    system_note(
+                        asset.rift_id,
+                        "asset_quarantined",
+                        f"asset {asset.id} infected ({signature}); quarantined",
+                        now,
                     )
                 )
         verdict = finalize_if_complete(session, proof, rules, now=now, ids=ids)
