@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.blobs import StoredBlob
 from service.domain.clock import IdFactory
-from service.domain.errors import Forbidden, IdempotencyKeyReused, InvalidInput
+from service.domain.errors import Forbidden, IdempotencyKeyReused, InvalidInput, NotFound
 from service.domain.jobs import new_job
 from service.domain.queues import SCAN_ASSET, VERIFY_PROOF
 from service.domain.rifts import load_rift, transition
@@ -25,6 +25,7 @@ from service.models import (
     AssetType,
     Job,
     Proof,
+    Rift,
     RiftStatus,
     ScanStatus,
 )
@@ -110,6 +111,24 @@ def find_replay(
         asset_ids=[asset.id for asset in proof.assets],
         replayed=True,
     )
+
+
+def authorise_submission(session: Session, rift_id: str, user: User) -> None:
+    """Refuse early whoever may not submit proof to this rift: one read of two columns.
+
+    The same answers as load_rift plus the seller check (not theirs: 404, as if missing;
+    the buyer or an admin: 403) without loading the rift; submit_proof checks again under
+    the row lock, so this only has to be cheap and agree with it.
+    """
+    row = (
+        session.connection()
+        .execute(select(Rift.buyer_id, Rift.seller_id).where(Rift.id == rift_id))
+        .one_or_none()
+    )
+    if row is None or (user.id not in (row.buyer_id, row.seller_id) and not user.is_admin):
+        raise NotFound(f"no rift {rift_id}")
+    if row.seller_id != user.id:
+        raise Forbidden("only the rift's seller can submit proof")
 
 
 def submit_proof(

@@ -17,7 +17,6 @@ from service.api.views import status_view
 from service.blobs import StoredBlob
 from service.db import transaction
 from service.domain.errors import (
-    Forbidden,
     InvalidInput,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -27,6 +26,7 @@ from service.domain.proofs import (
     ProofSubmission,
     SubmissionReceipt,
     UploadedFile,
+    authorise_submission,
     find_replay,
     submit_proof,
 )
@@ -69,9 +69,7 @@ class ProofCollection:
         # Authorise before reading a byte of the body: a stranger's 50 MB upload is refused
         # without ever touching the disk.
         with self.ctx.sessions() as session:
-            rift = load_rift(session, rift_id, user)
-            if rift.seller_id != user.id:
-                raise Forbidden("only the rift's seller can submit proof")
+            authorise_submission(session, rift_id, user)
         if not (req.content_type or "").startswith(falcon.MEDIA_MULTIPART):
             raise UnsupportedMediaType("send proof as multipart/form-data")
 
