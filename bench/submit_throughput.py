@@ -22,7 +22,7 @@ class Config:
     concurrency: int = 8
     api_workers: int = 2
     api_threads: int = 4
-    rifts: int = 3000
+    rifts: int = 8000
 
 
 def _requests(paths: Iterator[str], body: bytes, headers: dict[str, str]) -> Request | None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,9 @@ class BrokerUnavailable(Exception):
 class JobDispatcher(Protocol):
     """Hands a job to the broker (implemented over Dramatiq in actors/dispatch.py)."""
 
-    def dispatch(self, job: Job) -> None: ...
+    def dispatch_many(self, jobs: Sequence[Job]) -> None:
+        """Send a batch; raising BrokerUnavailable means none of it counts as sent."""
+        ...
 
 
 def new_job(
@@ -72,38 +74,48 @@ def dispatch_jobs(
     sessions: SessionFactory, dispatcher: JobDispatcher, jobs: Sequence[Job], clock: Clock
 ) -> int:
     """Hand committed jobs to the broker; a job the broker refuses stays for the relay."""
-    sent: list[str] = []
-    for job in jobs:
-        try:
-            dispatcher.dispatch(job)
-        except BrokerUnavailable as exc:
-            log.warning(
-                "broker unavailable; job left in outbox",
-                extra={"job_id": job.id, "error": str(exc)},
-            )
-            break
-        sent.append(job.id)
-    if sent:
-        with transaction(sessions) as session:
-            mark_dispatched(session, sent, clock())
-    return len(sent)
+    if not jobs:
+        return 0
+    try:
+        dispatcher.dispatch_many(jobs)
+    except BrokerUnavailable as exc:
+        log.warning(
+            "broker unavailable; jobs left in the outbox",
+            extra={"job_ids": [job.id for job in jobs], "error": str(exc)},
+        )
+        return 0
+    with transaction(sessions) as session:
+        mark_dispatched(session, [job.id for job in jobs], clock())
+    return len(jobs)
+
+
+# mark_dispatched's one UPDATE, built once: building it costs more than running it. SET
+# expressions read the row as it was before the UPDATE, so each column moves exactly when
+# it would have moved as two UPDATEs (dispatched_at if unset; state and updated_at if PENDING).
+_WAS_PENDING = Job.state == bindparam("pending", JobState.PENDING, type_=Job.state.type)
+_NOW = bindparam("now", type_=Job.updated_at.type)
+_MARK_DISPATCHED = (
+    update(Job)
+    .where(
+        Job.id.in_(bindparam("job_ids", expanding=True)),
+        or_(Job.dispatched_at.is_(None), _WAS_PENDING),
+    )
+    .values(
+        dispatched_at=func.coalesce(Job.dispatched_at, _NOW),
+        state=case(
+            (_WAS_PENDING, bindparam("queued", JobState.QUEUED, type_=Job.state.type)),
+            else_=Job.state,
+        ),
+        updated_at=case((_WAS_PENDING, _NOW), else_=Job.updated_at),
+    )
+)
 
 
 def mark_dispatched(session: Session, job_ids: Sequence[str], now: datetime) -> None:
     """Record that the broker has the jobs; never move a job that a worker already moved."""
-    # One UPDATE, on the session's connection (Core: no ORM bulk-update bookkeeping, and the
-    # caller's session holds no jobs to synchronise). SET expressions read the row as it was
-    # before the UPDATE, so each column moves exactly when it would have moved before.
-    pending = Job.state == JobState.PENDING
-    session.connection().execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), or_(Job.dispatched_at.is_(None), pending))
-        .values(
-            dispatched_at=func.coalesce(Job.dispatched_at, literal(now, Job.dispatched_at.type)),
-            state=case((pending, literal(JobState.QUEUED, Job.state.type)), else_=Job.state),
-            updated_at=case((pending, literal(now, Job.updated_at.type)), else_=Job.updated_at),
-        )
-    )
+    # On the session's connection: a Core UPDATE, no ORM bulk-update bookkeeping (the
+    # caller's session holds no jobs to synchronise).
+    session.connection().execute(_MARK_DISPATCHED, {"job_ids": list(job_ids), "now": now})
 
 
 def relay_outbox(

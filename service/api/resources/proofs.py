@@ -91,7 +91,7 @@ class ProofCollection:
         resp.status = falcon.HTTP_202
         resp.location = f"/api/rifts/{rift_id}/verification-status"
         resp.media = {
-            "proof_id": receipt.proof.id,
+            "proof_id": receipt.proof_id,
             "verification_job_id": receipt.verification_job_id,
             "status": "PENDING",
             "status_url": f"/api/rifts/{rift_id}/verification-status",
@@ -186,5 +186,9 @@ class VerificationStatus:
                 .order_by(Proof.submitted_at.desc())
                 .limit(1)
             ).one_or_none()
+            if proof is not None and proof.verdict_at is not None:
+                # The verdict and the rift's move commit together; the rift read above may
+                # predate both, so read it again to show them side by side.
+                session.refresh(rift)
             job = session.get(Job, proof.verification_job_id) if proof else None
             resp.media = status_view(rift, proof, job)
