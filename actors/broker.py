@@ -148,10 +148,12 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> Redis
     init_sentry(settings, "worker")
     engine = create_db_engine(settings.database_url)
     sessions = create_session_factory(engine)
+    # Job records are written twice per message, one statement at a time.
+    tracking_engine = create_db_engine(settings.database_url, single_statements=True)
     reporter = FinalFailureReporter()
     broker = build_broker(
         settings,
-        tracking=[JobTracking(engine, sessions, utcnow, on_final_failure=reporter)],
+        tracking=[JobTracking(tracking_engine, sessions, utcnow, on_final_failure=reporter)],
         extra_middleware=[WorkerHeartbeat(redis_client(settings))],
     )
     if prometheus:

@@ -16,11 +16,20 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SessionFactory = sessionmaker[Session]
 
 
-def create_db_engine(database_url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for SQLite, WAL mode and write-locking transactions."""
+def create_db_engine(
+    database_url: str, *, single_statements: bool = False, **kwargs: Any
+) -> Engine:
+    """Create an engine; for SQLite, WAL mode and write-locking transactions.
+
+    `single_statements` is for callers whose every write is one self-contained statement
+    (the job-record hooks): on PostgreSQL they run in autocommit, one round trip each,
+    without the pool's liveness ping (a dead connection fails that call, which is retried).
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
+        if single_statements:
+            kwargs.setdefault("isolation_level", "AUTOCOMMIT")
+        kwargs.setdefault("pool_pre_ping", not single_statements)
         return create_engine(url, **kwargs)
 
     if url.database and url.database != ":memory:":
