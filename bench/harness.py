@@ -18,15 +18,16 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import sqlalchemy as sa
 
+from tests.support.processes import ManagedProcess
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-STOP_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 60.0
 POSTGRES_ADMIN_URL = os.environ.get(
     "RIFT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -109,34 +110,10 @@ class Figure:
 
 
 @dataclass
-class Proc:
-    """A child process in its own process group, its output in a log file."""
+class Proc(ManagedProcess):
+    """A product process the bench started (the tests' ManagedProcess, plus a name)."""
 
-    name: str
-    argv: list[str]
-    env: Mapping[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
-
-    def start(self) -> Proc:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                cwd=REPO_ROOT,
-                env=dict(self.env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    name: str = ""
 
     def children(self) -> list[int]:
         """PIDs of this process's direct children (gunicorn workers, dramatiq workers)."""
@@ -145,22 +122,6 @@ class Proc:
             with contextlib.suppress(OSError):
                 found += [int(p) for p in (task / "children").read_text().split()]
         return found
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 def rss_peak_kib(pid: int) -> int:
@@ -269,7 +230,7 @@ class BenchRun:
         return env
 
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> Proc:
-        proc = Proc(name, argv, env, self.root / f"{name}.log")
+        proc = Proc(argv, env, self.root / f"{name}.log", name=name)
         self._procs.append(proc)
         return proc.start()
 

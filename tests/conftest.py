@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from tests.support.databases import (
     migrate,
 )
 from tests.support.processes import ManagedProcess, wait_for, worker_argv
+from tests.support.settings import test_settings
 
 REDIS_TEST_DBS = range(1, 16)
 REDIS_CLAIM_TTL_S = 3 * 3600
@@ -105,24 +105,7 @@ def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningClamd]:
 
 @pytest.fixture
 def settings(database_url: str, redis_url: str, tmp_path: Path, clamd: RunningClamd) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        data_dir=tmp_path / "data",
-        jwt_secret="test-jwt-secret-0123456789abcdef0123456789",
-        license_key_secret="test-license-key-secret-0123456789abcdef",
-        clamd_address=f"tcp://127.0.0.1:{clamd.port}",
-        scan_timeout_s=10.0,
-        max_file_bytes=2 * 1024 * 1024,
-        max_request_bytes=8 * 1024 * 1024,
-        relay_grace_s=0.0,
-        relay_interval_s=0.2,
-        max_retries=3,
-        min_backoff_ms=100,
-        max_backoff_ms=500,
-        broker_heartbeat_timeout_ms=2_000,
-        broker_maintenance_chance=1_000_000,
-    )
+    return test_settings(database_url, redis_url, tmp_path / "data", clamd.port)
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -242,8 +225,3 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
-
-
-@pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    return replace(settings, min_backoff_ms=50, max_backoff_ms=200)

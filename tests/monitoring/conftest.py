@@ -24,6 +24,7 @@ from service.settings import Settings
 from service.verification.license_keys import LicenseKeyVault
 from tests.scanning.clamd_process import RunningClamd
 from tests.support.databases import migrate
+from tests.support.settings import test_settings
 
 from .sentry_inbox import SentryInbox
 from .stack import Stack, bearer_headers
@@ -62,24 +63,7 @@ def monitoring_settings(
     database = tmp_path / "rift.sqlite3"
     with sqlite3.connect(migrated_sqlite) as source, sqlite3.connect(database) as copy:
         source.backup(copy)
-    return Settings(
-        database_url=f"sqlite:///{database}",
-        redis_url=redis_url,
-        data_dir=tmp_path / "data",
-        jwt_secret="monitoring-jwt-secret-0123456789abcdef0123",
-        license_key_secret="monitoring-license-key-secret-0123456789abcdef",
-        clamd_address=f"tcp://127.0.0.1:{clamd.port}",
-        scan_timeout_s=10.0,
-        max_file_bytes=2 * 1024 * 1024,
-        max_request_bytes=8 * 1024 * 1024,
-        relay_grace_s=0.0,
-        relay_interval_s=0.2,
-        max_retries=3,
-        min_backoff_ms=100,
-        max_backoff_ms=500,
-        broker_heartbeat_timeout_ms=2_000,
-        broker_maintenance_chance=1_000_000,
-    )
+    return test_settings(f"sqlite:///{database}", redis_url, tmp_path / "data", clamd.port)
 
 
 @pytest.fixture
