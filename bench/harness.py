@@ -10,21 +10,19 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import sqlalchemy as sa
 
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, free_port, wait_for, worker_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -37,24 +35,6 @@ REDIS_DB = int(os.environ.get("RIFT_BENCH_REDIS_DB", "13"))
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
 LICENSE_KEY_SECRET = "bench-license-key-secret-0123456789abcdef"
 WORKER_READY_LINE = b"is ready for action"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(
-    predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval_s)
-    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -293,18 +273,7 @@ class BenchRun:
             "dramatiq_prom_host": "127.0.0.1",
             "dramatiq_prom_port": str(free_port()),
         }
-        argv = [
-            str(VENV_BIN / "dramatiq"),
-            setup,
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-            "--queues",
-            *queues,
-            "--worker-shutdown-timeout",
-            "5000",
-        ]
+        argv = worker_argv(queues, processes=processes, threads=threads, setup=setup)
         proc = self.spawn(name, argv, env)
 
         def ready() -> bool:

@@ -12,21 +12,14 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from actors.broker import build_broker, redis_client
-from actors.dispatch import DramatiqDispatcher, RedisProbe
-from actors.queue_stats import RedisQueueStats
-from service.api.app import create_app
 from service.api.context import ApiContext
-from service.api.metrics import ApiMetrics
 from service.auth import mint_token
-from service.blobs import LocalBlobStore
 from service.db import SessionFactory, create_db_engine, create_session_factory
-from service.domain.clock import new_id, utcnow
 from service.domain.queues import QUEUE_NAMES
 from service.domain.users import Role
 from service.settings import Settings
-from service.verification.license_keys import LicenseKeyVault
 from tests.scanning.clamd_process import RunningClamd, start_clamd, stop_process
+from tests.support.api import api_test_client, real_api_context
 from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
@@ -141,24 +134,12 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 def api_context(
     settings: Settings, sessions: SessionFactory, redis_conn: redis.Redis
 ) -> ApiContext:
-    return ApiContext(
-        settings=settings,
-        sessions=sessions,
-        blobs=LocalBlobStore(settings.blob_dir, settings.quarantine_dir),
-        dispatcher=DramatiqDispatcher(build_broker(settings)),
-        sealer=LicenseKeyVault(settings.license_key_secret.encode()),
-        broker=RedisProbe(redis_client(settings)),
-        clock=utcnow,
-        ids=new_id,
-    )
+    return real_api_context(settings, sessions)
 
 
 @pytest.fixture
 def client(api_context: ApiContext) -> falcon.testing.TestClient:
-    stats = RedisQueueStats(redis_client(api_context.settings), QUEUE_NAMES)
-    return falcon.testing.TestClient(
-        create_app(api_context, metrics=ApiMetrics(), queue_stats=stats)
-    )
+    return api_test_client(api_context)
 
 
 Token = Callable[..., dict[str, str]]

@@ -10,19 +10,10 @@ import falcon.testing
 import pytest
 import redis
 
-from actors.broker import build_broker, redis_client
-from actors.dispatch import DramatiqDispatcher, RedisProbe
-from actors.queue_stats import RedisQueueStats
-from service.api.app import create_app
-from service.api.context import ApiContext
-from service.api.metrics import ApiMetrics
-from service.blobs import LocalBlobStore
 from service.db import SessionFactory, create_db_engine, create_session_factory
-from service.domain.clock import new_id, utcnow
-from service.domain.queues import QUEUE_NAMES
 from service.settings import Settings
-from service.verification.license_keys import LicenseKeyVault
 from tests.scanning.clamd_process import RunningClamd
+from tests.support.api import api_test_client, real_api_context
 from tests.support.databases import migrate
 from tests.support.settings import test_settings
 
@@ -78,19 +69,7 @@ def api_client(
     monitoring_settings: Settings, monitoring_sessions: SessionFactory, redis_conn: redis.Redis
 ) -> falcon.testing.TestClient:
     """The API in this process, dispatching to the real Redis broker."""
-    settings = monitoring_settings
-    ctx = ApiContext(
-        settings=settings,
-        sessions=monitoring_sessions,
-        blobs=LocalBlobStore(settings.blob_dir, settings.quarantine_dir),
-        dispatcher=DramatiqDispatcher(build_broker(settings)),
-        sealer=LicenseKeyVault(settings.license_key_secret.encode()),
-        broker=RedisProbe(redis_client(settings)),
-        clock=utcnow,
-        ids=new_id,
-    )
-    stats = RedisQueueStats(redis_client(settings), QUEUE_NAMES)
-    return falcon.testing.TestClient(create_app(ctx, metrics=ApiMetrics(), queue_stats=stats))
+    return api_test_client(real_api_context(monitoring_settings, monitoring_sessions))
 
 
 @pytest.fixture

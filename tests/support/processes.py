@@ -79,10 +79,13 @@ class ManagedProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def worker_argv(queues: list[str], *, processes: int = 1, threads: int = 2) -> list[str]:
+def worker_argv(
+    queues: list[str], *, processes: int = 1, threads: int = 2, setup: str = "actors.broker:setup"
+) -> list[str]:
+    """The dramatiq command line of a worker pool (supervisord.conf runs the same)."""
     return [
         str(VENV_BIN / "dramatiq"),
-        "actors.broker:setup",
+        setup,
         "--processes",
         str(processes),
         "--threads",
