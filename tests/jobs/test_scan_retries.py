@@ -19,8 +19,9 @@ from tests.jobs.conftest import (
     wait_for_job,
     wait_for_verdict,
 )
-from tests.scanning.clamd_process import free_tcp_port, stop_process
+from tests.scanning.clamd_process import stop_process
 from tests.support.flows import DELIVERY_NOTE, OPERATOR, funded_rift, submit
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def states_until(client, auth, job_id: str, final: set[str], timeout_s: float = 
 
 def unreachable(kind: str, tmp_path: Path) -> str:
     if kind == "tcp":
-        return f"tcp://127.0.0.1:{free_tcp_port()}"
+        return f"tcp://127.0.0.1:{free_port()}"
     # A long socket path makes a long error, longer than the asset's note column.
     return f"unix://{tmp_path / ('no-clamd-here-' * 12)}/clamd.ctl"
 
@@ -86,7 +87,7 @@ def test_clamd_unreachable_retries_then_dead_and_the_file_is_error_sending_proof
 def test_a_scan_retried_until_clamd_comes_up_succeeds(
     client, auth, settings: Settings, sessions, start_worker, tmp_path: Path
 ):
-    port = free_tcp_port()
+    port = free_port()
     patient = replace(
         settings,
         clamd_address=f"tcp://127.0.0.1:{port}",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from service.scanning import ClamdAddress, ClamdScanner
+from tests.support.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_SCRIPT = REPO_ROOT / "deploy" / "clamav" / "start-clamd.sh"
@@ -37,14 +37,6 @@ class RunningClamd:
         return ClamdScanner(self.tcp_address, TEST_SCAN_TIMEOUT_S, **options)
 
 
-def free_tcp_port() -> int:
-    """Return a loopback port nothing listens on (free now; good enough for tests)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def run_start_script(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(START_SCRIPT), *map(str, args)],
@@ -57,7 +49,7 @@ def run_start_script(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def start_clamd(runtime_dir: Path, *options: str) -> RunningClamd:
-    port = free_tcp_port()
+    port = free_port()
     started = run_start_script(*options, runtime_dir, str(port))
     if started.returncode != 0:
         raise RuntimeError(

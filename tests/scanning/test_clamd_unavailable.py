@@ -12,8 +12,9 @@ from contextlib import contextmanager
 import pytest
 
 from service.scanning import ClamdAddress, ClamdScanner, ScannerUnavailable
+from tests.support.processes import free_port
 
-from .clamd_process import RunningClamd, free_tcp_port, stop_process
+from .clamd_process import RunningClamd, stop_process
 from .samples import EICAR
 
 SILENT_SERVER_TIMEOUT_S = 0.5
@@ -56,7 +57,7 @@ def silent_server(*, drains_input: bool) -> Iterator[ClamdAddress]:
 
 
 def test_nothing_listening_is_unavailable() -> None:
-    scanner = ClamdScanner(ClamdAddress(host="127.0.0.1", port=free_tcp_port()), 2.0)
+    scanner = ClamdScanner(ClamdAddress(host="127.0.0.1", port=free_port()), 2.0)
 
     assert scanner.ping() is False
     with pytest.raises(ScannerUnavailable, match="cannot connect"):

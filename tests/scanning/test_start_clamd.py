@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.scanning import ClamdAddress, ClamdScanner
+from tests.support.processes import free_port
 
 from .clamd_process import (
     START_SCRIPT,
     RunningClamd,
-    free_tcp_port,
     run_start_script,
     stop_process,
 )
@@ -55,7 +55,7 @@ def test_clamd_that_cannot_start_fails_the_script_with_its_output(tmp_path: Path
     empty_database.mkdir()
 
     started = run_start_script(
-        "--database-dir", empty_database, tmp_path / "clamd", str(free_tcp_port())
+        "--database-dir", empty_database, tmp_path / "clamd", str(free_port())
     )
 
     assert started.returncode != 0
@@ -73,7 +73,7 @@ def test_bad_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 def test_foreground_mode_execs_clamd_for_supervisord(tmp_path: Path) -> None:
     runtime_dir = tmp_path / "clamd"
-    port = free_tcp_port()
+    port = free_port()
     scanner = ClamdScanner(ClamdAddress(host="127.0.0.1", port=port), 2.0)
 
     with subprocess.Popen(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +19,42 @@ VENV_BIN = Path(sys.executable).parent
 STOP_TIMEOUT_S = 15.0
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+# Ports handed out in this run; a service may not have bound its port yet when the next
+# one is chosen, so the probe alone cannot tell that it is taken.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port nothing listens on, for a service this run is about to start.
+
+    Binding port 0 would pick from the kernel's ephemeral range, which every outgoing
+    connection (to Redis, PostgreSQL, clamd) also draws from: between the probe and the
+    service's own bind, a client socket can take the port ("Address already in use").
+    Ports below that range are never given to clients, so only listeners can collide,
+    and the probe and `_handed_out` rule those out.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 @dataclass
