@@ -20,6 +20,7 @@ from dramatiq.middleware import (
 
 from actors import cleanup, scan, verification
 from actors.heartbeat import WorkerHeartbeat
+from actors.job_records import JobRecords
 from actors.services import WorkerServices
 from actors.tracking import JobTracking
 from actors.wakeful import WakefulRedisBroker
@@ -148,12 +149,13 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> Redis
     init_sentry(settings, "worker")
     engine = create_db_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    # Job records are written twice per message, one statement at a time.
-    tracking_engine = create_db_engine(settings.database_url, single_statements=True)
+    # Job records are written twice per message, one statement at a time, each worker
+    # thread on a connection it keeps.
+    records = JobRecords(create_db_engine(settings.database_url, single_statements=True))
     reporter = FinalFailureReporter()
     broker = build_broker(
         settings,
-        tracking=[JobTracking(tracking_engine, sessions, utcnow, on_final_failure=reporter)],
+        tracking=[JobTracking(records, sessions, utcnow, on_final_failure=reporter)],
         extra_middleware=[WorkerHeartbeat(redis_client(settings))],
     )
     if prometheus:

@@ -22,8 +22,9 @@ def create_db_engine(
     """Create an engine; for SQLite, WAL mode and write-locking transactions.
 
     `single_statements` is for callers whose every write is one self-contained statement
-    (the job-record hooks): on PostgreSQL they run in autocommit, one round trip each,
-    without the pool's liveness ping (a dead connection fails that call, which is retried).
+    (the job-record hooks, actors/job_records.py): on PostgreSQL they run in autocommit,
+    one round trip each, without the pool's liveness ping (a dead connection fails that
+    call, which is retried).
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, case, func, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
 
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory
@@ -156,14 +156,19 @@ class AttemptStart(enum.Enum):
     UNKNOWN_JOB = "unknown_job"
 
 
-# The two job-record writes every message pays (tracking hooks) are built once here on the
-# Core table: constructing an ORM-enabled UPDATE per call cost ~1 ms of worker CPU per
-# message, more than Dramatiq's own work (bench measurement 1).
+# The two job-record writes every message pays (tracking hooks) are built once, on the
+# Core table, and run by actors/job_records.py straight on the driver: building an
+# ORM-enabled UPDATE per call, then SQLAlchemy's per-execution work, cost more worker CPU
+# than Dramatiq's own handling of the message (bench measurement 1).
 _JOBS: Table = Job.__table__  # type: ignore[assignment]  # declared as FromClause
 _NOW = bindparam("now", type_=_JOBS.c.updated_at.type)
-_START_ATTEMPT = (
+_JOB_ID = bindparam("job_id", type_=_JOBS.c.id.type)
+# `!=` per state rather than NOT IN: an IN list is rendered per execution ("expanding"),
+# these are compiled once with the statement.
+_UNFINISHED_STATE = and_(*(_JOBS.c.state != state for state in sorted(FINAL_JOB_STATES)))
+START_ATTEMPT = (
     update(_JOBS)
-    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.state.not_in(sorted(FINAL_JOB_STATES)))
+    .where(_JOBS.c.id == _JOB_ID, _UNFINISHED_STATE)
     .values(
         state=JobState.RUNNING,
         attempts=_JOBS.c.attempts + 1,
@@ -173,40 +178,54 @@ _START_ATTEMPT = (
     )
     .returning(_JOBS.c.rift_id)
 )
-_JOB_EXISTS = select(_JOBS.c.id).where(_JOBS.c.id == bindparam("job_id"))
-_OUTCOME = update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
-_SUCCEEDED = _OUTCOME.values(
+JOB_EXISTS = select(_JOBS.c.id).where(_JOBS.c.id == _JOB_ID)
+_OUTCOME = update(_JOBS).where(_JOBS.c.id == _JOB_ID)
+SUCCEEDED = _OUTCOME.values(
     state=JobState.SUCCEEDED,
-    result=bindparam("result"),
+    result=bindparam("result", type_=_JOBS.c.result.type),
     progress=100,
     updated_at=_NOW,
     finished_at=_NOW,
 )
-_FINISHED_WITH_ERROR = _OUTCOME.values(
-    state=bindparam("state"), last_error=bindparam("error"), updated_at=_NOW, finished_at=_NOW
+FINISHED_WITH_ERROR = _OUTCOME.values(
+    state=bindparam("state", type_=_JOBS.c.state.type),
+    last_error=bindparam("error", type_=_JOBS.c.last_error.type),
+    updated_at=_NOW,
+    finished_at=_NOW,
 )
-_UNFINISHED = _OUTCOME.values(
-    state=bindparam("state"),
+UNFINISHED = _OUTCOME.values(
+    state=bindparam("state", type_=_JOBS.c.state.type),
     last_error=func.coalesce(bindparam("error", type_=_JOBS.c.last_error.type), _JOBS.c.last_error),
     updated_at=_NOW,
 )
+JOB_RECORD_STATEMENTS = (START_ATTEMPT, JOB_EXISTS, SUCCEEDED, FINISHED_WITH_ERROR, UNFINISHED)
 
 
-def record_running(conn: Connection, job_id: str, now: datetime) -> tuple[AttemptStart, str | None]:
+class RunStatement(Protocol):
+    """Runs one of JOB_RECORD_STATEMENTS: returns its row count and first row, if any."""
+
+    def __call__(
+        self, statement: ClauseElement, params: dict[str, Any]
+    ) -> tuple[int, Sequence[Any] | None]: ...
+
+
+def record_running(
+    run: RunStatement, job_id: str, now: datetime
+) -> tuple[AttemptStart, str | None]:
     """Mark a job RUNNING and count the attempt, unless it already finished.
 
     One UPDATE on the hot path (a worker pays it per message); only a redelivered or
     unknown message costs a second query to tell which it was. Returns the job's rift id.
     """
-    started = conn.execute(_START_ATTEMPT, {"job_id": job_id, "now": now}).one_or_none()
+    _, started = run(START_ATTEMPT, {"job_id": job_id, "now": now})
     if started is not None:
-        return AttemptStart.STARTED, started.rift_id
-    known = conn.execute(_JOB_EXISTS, {"job_id": job_id}).one_or_none()
+        return AttemptStart.STARTED, started[0]
+    _, known = run(JOB_EXISTS, {"job_id": job_id})
     return (AttemptStart.ALREADY_FINISHED if known else AttemptStart.UNKNOWN_JOB), None
 
 
 def record_outcome(
-    conn: Connection,
+    run: RunStatement,
     job_id: str,
     state: JobState,
     now: datetime,
@@ -219,12 +238,13 @@ def record_outcome(
     if error is not None:
         error = error[:ERROR_TEXT_MAX_CHARS]
     if state is JobState.SUCCEEDED:
-        statement, params["result"] = _SUCCEEDED, result
+        statement, params["result"] = SUCCEEDED, result
     elif state in FINAL_JOB_STATES:
-        statement, params["state"], params["error"] = _FINISHED_WITH_ERROR, state, error
+        statement, params["state"], params["error"] = FINISHED_WITH_ERROR, state, error
     else:
-        statement, params["state"], params["error"] = _UNFINISHED, state, error
-    return bool(conn.execute(statement, params).rowcount)
+        statement, params["state"], params["error"] = UNFINISHED, state, error
+    count, _ = run(statement, params)
+    return bool(count)
 
 
 def retry_job(session: Session, job_id: str, now: datetime) -> Job:

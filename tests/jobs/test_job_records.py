@@ -1,0 +1,157 @@
+"""The job-record writes of the worker hooks, run on the driver (actors/job_records.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from actors.job_records import JobRecords
+from service.db import SessionFactory, create_db_engine, transaction
+from service.domain.clock import new_id, utcnow
+from service.domain.jobs import AttemptStart
+from service.domain.queues import CLEAN_UP_RIFT
+from service.models import Job, JobState
+
+RIFT_ID = "rift-0001"
+
+
+@pytest.fixture
+def records(database_url: str) -> Iterator[JobRecords]:
+    records = JobRecords(create_db_engine(database_url, single_statements=True))
+    yield records
+    records.close()
+    records.engine.dispose()
+
+
+def queued_job(sessions: SessionFactory) -> str:
+    with transaction(sessions) as session:
+        job = Job(
+            id=new_id(),
+            actor_name=CLEAN_UP_RIFT.actor_name,
+            queue_name=CLEAN_UP_RIFT.queue_name,
+            subject_id=new_id(),
+            rift_id=RIFT_ID,
+            state=JobState.QUEUED,
+            attempts=0,
+            progress=0,
+            created_at=utcnow() - timedelta(seconds=5),
+            updated_at=utcnow() - timedelta(seconds=5),
+        )
+        session.add(job)
+    return job.id
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back without their zone (they are stored in UTC).
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+def read(sessions: SessionFactory, job_id: str) -> Job:
+    with sessions() as session:
+        return session.get_one(Job, job_id)
+
+
+def test_an_attempt_runs_then_succeeds_with_its_result_stored(
+    records: JobRecords, sessions: SessionFactory
+) -> None:
+    job_id = queued_job(sessions)
+    started_at = utcnow()
+
+    assert records.start_attempt(job_id, started_at) == (AttemptStart.STARTED, RIFT_ID)
+    running = read(sessions, job_id)
+    assert (running.state, running.attempts) == (JobState.RUNNING, 1)
+    assert utc(running.started_at) == utc(running.dispatched_at) == started_at
+
+    result = {"passed": True, "assets": [{"score": 0.5, "issues": ["é ✓"]}]}
+    assert records.record_outcome(job_id, JobState.SUCCEEDED, utcnow(), result=result)
+    done = read(sessions, job_id)
+    assert (done.state, done.progress, done.result) == (JobState.SUCCEEDED, 100, result)
+    finished_at = utc(done.finished_at)
+    assert finished_at is not None and finished_at >= started_at
+
+
+def test_a_retried_attempt_keeps_its_error_and_counts_again(
+    records: JobRecords, sessions: SessionFactory
+) -> None:
+    job_id = queued_job(sessions)
+    records.start_attempt(job_id, utcnow())
+    assert records.record_outcome(job_id, JobState.RETRYING, utcnow(), error="clamd down")
+    records.start_attempt(job_id, utcnow())
+    # A retry with no new error text keeps the last one (an operator reads it).
+    assert records.record_outcome(job_id, JobState.RETRYING, utcnow(), error=None)
+    job = read(sessions, job_id)
+    assert (job.state, job.attempts, job.last_error, job.finished_at) == (
+        JobState.RETRYING,
+        2,
+        "clamd down",
+        None,
+    )
+    assert records.record_outcome(job_id, JobState.DEAD, utcnow(), error="x" * 5000)
+    dead = read(sessions, job_id)
+    assert dead.state is JobState.DEAD and dead.finished_at is not None
+    assert dead.last_error == "x" * 2000
+
+
+def test_a_finished_job_is_not_started_again_and_unknown_ids_are_told_apart(
+    records: JobRecords, sessions: SessionFactory
+) -> None:
+    job_id = queued_job(sessions)
+    records.start_attempt(job_id, utcnow())
+    records.record_outcome(job_id, JobState.SUCCEEDED, utcnow())
+
+    assert records.start_attempt(job_id, utcnow()) == (AttemptStart.ALREADY_FINISHED, None)
+    assert read(sessions, job_id).attempts == 1
+    assert records.start_attempt("no-such-job", utcnow()) == (AttemptStart.UNKNOWN_JOB, None)
+    assert records.record_outcome("no-such-job", JobState.FAILED, utcnow(), error="e") is False
+
+
+def test_worker_threads_write_concurrently_each_on_its_own_connection(
+    records: JobRecords, sessions: SessionFactory
+) -> None:
+    job_ids = [queued_job(sessions) for _ in range(40)]
+    errors: list[BaseException] = []
+
+    def work(share: list[str]) -> None:
+        try:
+            for job_id in share:
+                assert records.start_attempt(job_id, utcnow())[0] is AttemptStart.STARTED
+                assert records.record_outcome(job_id, JobState.SUCCEEDED, utcnow())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(job_ids[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with sessions() as session:
+        states = session.execute(
+            sa.select(Job.state, sa.func.count()).where(Job.id.in_(job_ids)).group_by(Job.state)
+        ).all()
+    assert states == [(JobState.SUCCEEDED, 40)]
+
+
+def test_a_dropped_connection_fails_one_write_and_the_next_write_reconnects(
+    records: JobRecords, sessions: SessionFactory, engine: sa.Engine
+) -> None:
+    job_id = queued_job(sessions)
+    records.start_attempt(job_id, utcnow())
+    held = records._connection()
+    if engine.dialect.name == "postgresql":
+        backend_pid = held.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        with engine.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid})
+    else:
+        held.driver_connection.close()  # type: ignore[union-attr]
+
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own error for a dead connection
+        records.record_outcome(job_id, JobState.SUCCEEDED, utcnow())
+    # The hook failed, so Dramatiq retries the message; that attempt gets a new connection.
+    assert records.start_attempt(job_id, utcnow())[0] is AttemptStart.STARTED
+    assert records.record_outcome(job_id, JobState.SUCCEEDED, utcnow())
+    assert read(sessions, job_id).state is JobState.SUCCEEDED
