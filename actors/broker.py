@@ -17,6 +17,7 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from sqlalchemy.pool import NullPool
 
 from actors import cleanup, scan, verification
 from actors.heartbeat import WorkerHeartbeat
@@ -151,7 +152,9 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> Redis
     sessions = create_session_factory(engine)
     # Job records are written twice per message, one statement at a time, each worker
     # thread on a connection it keeps.
-    records = JobRecords(create_db_engine(settings.database_url, single_statements=True))
+    records = JobRecords(
+        create_db_engine(settings.database_url, single_statements=True, poolclass=NullPool)
+    )
     reporter = FinalFailureReporter()
     broker = build_broker(
         settings,

@@ -9,8 +9,12 @@ more than Dramatiq's own handling of it; on a held DBAPI cursor, ~300 us.
 So the statements in service/domain/jobs.py are compiled once per dialect by SQLAlchemy
 (the same SQL text and bind processing it would use itself) and executed on a DBAPI
 connection that each worker thread keeps, in autocommit: each statement is atomic alone.
-A write that fails drops its connection (it may be the dead one) and fails the hook, so
-Dramatiq retries the message; the next write opens a fresh connection.
+
+When the database drops connections (a restart, an idle timeout), every held connection
+is dead at once: a disconnect on one retires them all, as SQLAlchemy's pool would. The
+outcome write is then retried once on a fresh connection (it is idempotent, and Dramatiq
+only logs errors from after-hooks, so a failed outcome would be lost); the RUNNING write
+is not (it counts the attempt), its error fails the hook and Dramatiq retries the message.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -29,7 +34,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from service.domain.jobs import (
     JOB_RECORD_STATEMENTS,
     AttemptStart,
-    RunStatement,
     record_outcome,
     record_running,
 )
@@ -71,7 +75,11 @@ class CompiledStatement:
 
 
 class JobRecords:
-    """Runs the job-record statements from worker threads, each on its own connection."""
+    """Runs the job-record statements from worker threads, each on its own connection.
+
+    The engine should not pool (NullPool): each worker thread holds one connection for
+    its life, so a pool sized for short checkouts would make threads past its size wait.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -82,10 +90,12 @@ class JobRecords:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._held: set[PoolProxiedConnection] = set()
+        # Bumped to retire every held connection: each thread drops its own on next use.
+        self._generation = 0
 
     def start_attempt(self, job_id: str, now: datetime) -> tuple[AttemptStart, str | None]:
         """Mark the job RUNNING (see `record_running`); how it started, and its rift id."""
-        return record_running(self._runner(), job_id, now)
+        return record_running(self._run, job_id, now)
 
     def record_outcome(
         self,
@@ -97,53 +107,87 @@ class JobRecords:
         error: str | None = None,
     ) -> bool:
         """Store how an attempt ended; False when no such job record exists."""
-        return record_outcome(self._runner(), job_id, state, now, result=result, error=error)
+        write = partial(record_outcome, job_id=job_id, state=state, now=now)
+        generation = self._generation
+        try:
+            return write(self._run, result=result, error=error)
+        except Exception:
+            if self._generation == generation:
+                raise
+            # The connections were retired under this write (a disconnect): once more.
+            return write(self._run, result=result, error=error)
+
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's connection (its worker thread is stopping)."""
+        conn: PoolProxiedConnection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None and self._forget(conn):
+            conn.close()
 
     def close(self) -> None:
-        """Return every held connection (worker shutdown); later writes open new ones."""
+        """Close every held connection (worker shutdown); later writes open new ones."""
         with self._lock:
+            self._generation += 1
             held, self._held = self._held, set()
         for conn in held:
             conn.close()
 
-    def _runner(self) -> RunStatement:
-        conn = self._connection()
-
-        def run(
-            statement: ClauseElement, params: dict[str, Any]
-        ) -> tuple[int, Sequence[Any] | None]:
-            compiled = self._compiled[id(statement)]
+    def _run(self, statement: ClauseElement, params: dict[str, Any]) -> StatementResult:
+        compiled = self._compiled[id(statement)]
+        conn = None
+        try:
+            conn = self._connection()
+            cursor = conn.cursor()
             try:
-                cursor = conn.cursor()
-                try:
-                    cursor.execute(compiled.sql, compiled.parameters(params))
-                    row = cursor.fetchone() if cursor.description else None
-                    return cursor.rowcount, row
-                finally:
-                    cursor.close()
-            except BaseException:
-                self._discard(conn)
-                raise
-
-        return run
+                cursor.execute(compiled.sql, compiled.parameters(params))
+                row = cursor.fetchone() if cursor.description else None
+                return cursor.rowcount, row
+            finally:
+                cursor.close()
+        except BaseException as exc:
+            if conn is not None:
+                self._discard(conn, disconnected=self._is_disconnect(exc, conn))
+            raise
 
     def _connection(self) -> PoolProxiedConnection:
         conn: PoolProxiedConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.engine.raw_connection()
-            # One statement per write, each atomic alone: no transaction to begin or end
-            # (psycopg; the SQLite engine's connections already run in autocommit).
-            driver = conn.driver_connection
-            assert driver is not None
-            if hasattr(driver, "autocommit") and driver.autocommit is not True:
-                driver.autocommit = True
-            self._local.conn = conn
-            with self._lock:
-                self._held.add(conn)
-        return conn
-
-    def _discard(self, conn: PoolProxiedConnection) -> None:
+        if conn is not None and self._local.generation == self._generation:
+            return conn
+        if conn is not None and self._forget(conn):
+            # Retired by a disconnect elsewhere (close() already closed the rest).
+            conn.invalidate()
         self._local.conn = None
         with self._lock:
+            conn = self.engine.raw_connection()
+            self._held.add(conn)
+            generation = self._generation
+        if self.engine.dialect.name == "postgresql":
+            # One statement per write, each atomic alone: no transaction to begin or end.
+            # (The SQLite engine's connections already run without implicit transactions.)
+            driver = conn.driver_connection
+            assert driver is not None
+            driver.autocommit = True
+        self._local.conn, self._local.generation = conn, generation
+        return conn
+
+    def _is_disconnect(self, exc: BaseException, conn: PoolProxiedConnection) -> bool:
+        dbapi_error = getattr(self.engine.dialect.loaded_dbapi, "Error", ())
+        return isinstance(exc, dbapi_error) and self.engine.dialect.is_disconnect(
+            exc, conn.driver_connection, None
+        )
+
+    def _forget(self, conn: PoolProxiedConnection) -> bool:
+        """Stop tracking conn; False if it was not tracked (close() took it already)."""
+        with self._lock:
+            held = conn in self._held
             self._held.discard(conn)
-        conn.invalidate()
+            return held
+
+    def _discard(self, conn: PoolProxiedConnection, *, disconnected: bool) -> None:
+        self._local.conn = None
+        held = self._forget(conn)
+        if disconnected:
+            with self._lock:
+                self._generation += 1
+        if held:
+            conn.invalidate()

@@ -44,7 +44,11 @@ class JobTracking(Middleware):
         self.clock = clock
         self.on_final_failure = on_final_failure
 
+    def before_worker_thread_shutdown(self, broker: dramatiq.Broker, thread: Any) -> None:
+        self.records.close_thread_connection()
+
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        # Threads still busy past the shutdown timeout: their connections go too.
         self.records.close()
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:

@@ -161,7 +161,6 @@ class AttemptStart(enum.Enum):
 # ORM-enabled UPDATE per call, then SQLAlchemy's per-execution work, cost more worker CPU
 # than Dramatiq's own handling of the message (bench measurement 1).
 _JOBS: Table = Job.__table__  # type: ignore[assignment]  # declared as FromClause
-_NOW = bindparam("now", type_=_JOBS.c.updated_at.type)
 _JOB_ID = bindparam("job_id", type_=_JOBS.c.id.type)
 # `!=` per state rather than NOT IN: an IN list is rendered per execution ("expanding"),
 # these are compiled once with the statement.
@@ -187,16 +186,18 @@ SUCCEEDED = _OUTCOME.values(
     updated_at=_NOW,
     finished_at=_NOW,
 )
+# An outcome without error text keeps the last one (an operator reads it).
+_ERROR_OR_LAST = func.coalesce(
+    bindparam("error", type_=_JOBS.c.last_error.type), _JOBS.c.last_error
+)
 FINISHED_WITH_ERROR = _OUTCOME.values(
     state=bindparam("state", type_=_JOBS.c.state.type),
-    last_error=bindparam("error", type_=_JOBS.c.last_error.type),
+    last_error=_ERROR_OR_LAST,
     updated_at=_NOW,
     finished_at=_NOW,
 )
 UNFINISHED = _OUTCOME.values(
-    state=bindparam("state", type_=_JOBS.c.state.type),
-    last_error=func.coalesce(bindparam("error", type_=_JOBS.c.last_error.type), _JOBS.c.last_error),
-    updated_at=_NOW,
+    state=bindparam("state", type_=_JOBS.c.state.type), last_error=_ERROR_OR_LAST, updated_at=_NOW
 )
 JOB_RECORD_STATEMENTS = (START_ATTEMPT, JOB_EXISTS, SUCCEEDED, FINISHED_WITH_ERROR, UNFINISHED)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from actors.job_records import JobRecords
 from service.db import SessionFactory, create_db_engine, transaction
@@ -21,7 +22,8 @@ RIFT_ID = "rift-0001"
 
 @pytest.fixture
 def records(database_url: str) -> Iterator[JobRecords]:
-    records = JobRecords(create_db_engine(database_url, single_statements=True))
+    engine = create_db_engine(database_url, single_statements=True, poolclass=NullPool)
+    records = JobRecords(engine)
     yield records
     records.close()
     records.engine.dispose()
@@ -136,11 +138,8 @@ def test_worker_threads_write_concurrently_each_on_its_own_connection(
     assert states == [(JobState.SUCCEEDED, 40)]
 
 
-def test_a_dropped_connection_fails_one_write_and_the_next_write_reconnects(
-    records: JobRecords, sessions: SessionFactory, engine: sa.Engine
-) -> None:
-    job_id = queued_job(sessions)
-    records.start_attempt(job_id, utcnow())
+def drop_connection(records: JobRecords, engine: sa.Engine) -> None:
+    """Kill the calling thread's held connection the way a database restart would."""
     held = records._connection()
     if engine.dialect.name == "postgresql":
         backend_pid = held.driver_connection.info.backend_pid  # type: ignore[union-attr]
@@ -149,9 +148,78 @@ def test_a_dropped_connection_fails_one_write_and_the_next_write_reconnects(
     else:
         held.driver_connection.close()  # type: ignore[union-attr]
 
-    with pytest.raises(Exception):  # noqa: B017 - the driver's own error for a dead connection
-        records.record_outcome(job_id, JobState.SUCCEEDED, utcnow())
-    # The hook failed, so Dramatiq retries the message; that attempt gets a new connection.
-    assert records.start_attempt(job_id, utcnow())[0] is AttemptStart.STARTED
+
+def test_an_outcome_survives_a_dropped_connection(
+    records: JobRecords, sessions: SessionFactory, engine: sa.Engine
+) -> None:
+    job_id = queued_job(sessions)
+    records.start_attempt(job_id, utcnow())
+    drop_connection(records, engine)
+    # Dramatiq only logs an after-hook's error, so this write must not fail: it is
+    # retried once on a fresh connection.
     assert records.record_outcome(job_id, JobState.SUCCEEDED, utcnow())
     assert read(sessions, job_id).state is JobState.SUCCEEDED
+
+
+def test_a_start_on_a_dropped_connection_fails_once_then_reconnects(
+    records: JobRecords, sessions: SessionFactory, engine: sa.Engine
+) -> None:
+    job_id = queued_job(sessions)
+    drop_connection(records, engine)
+    # Not retried (it counts the attempt): the hook fails and Dramatiq retries the message.
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own error for a dead connection
+        records.start_attempt(job_id, utcnow())
+    assert records.start_attempt(job_id, utcnow())[0] is AttemptStart.STARTED
+    assert read(sessions, job_id).attempts == 1
+
+
+def test_one_disconnect_retires_every_threads_connection(
+    records: JobRecords, sessions: SessionFactory, engine: sa.Engine
+) -> None:
+    """After a restart each worker thread would otherwise fail one write of its own."""
+    job_id = queued_job(sessions)
+    other_ready, killed, other_done = threading.Event(), threading.Event(), threading.Event()
+    other_result: list[object] = []
+
+    def other_thread() -> None:
+        try:
+            records.start_attempt(queued_job(sessions), utcnow())
+            other_ready.set()
+            killed.wait(10)
+            # Its held connection died too; it must not be used for this write.
+            other_result.append(records.start_attempt(job_id, utcnow()))
+        except BaseException as error:
+            other_result.append(error)
+        finally:
+            records.close_thread_connection()
+            other_done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert other_ready.wait(10)
+    held_by_other = next(iter(records._held - {records._connection()}))
+    drop_connection(records, engine)
+    if engine.dialect.name == "postgresql":
+        pid = held_by_other.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        with engine.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    else:
+        held_by_other.driver_connection.close()  # type: ignore[union-attr]
+    with pytest.raises(Exception):  # noqa: B017 - this thread sees the disconnect first
+        records.start_attempt(queued_job(sessions), utcnow())
+    killed.set()
+    assert other_done.wait(10)
+    thread.join()
+    assert other_result == [(AttemptStart.STARTED, RIFT_ID)]
+
+
+def test_a_stopping_worker_thread_closes_its_connection(records: JobRecords) -> None:
+    records.start_attempt("no-such-job", utcnow())
+    assert len(records._held) == 1
+    records.close_thread_connection()
+    assert records._held == set()
+    # A later write from the same thread opens a new one.
+    assert records.start_attempt("no-such-job", utcnow()) == (AttemptStart.UNKNOWN_JOB, None)
+    records.close()
+    assert records._held == set()
+    assert records.start_attempt("no-such-job", utcnow()) == (AttemptStart.UNKNOWN_JOB, None)
