@@ -6,9 +6,8 @@ import http.client
 import io
 import json
 import os
-import textwrap
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +20,8 @@ from service.domain.clock import new_id, utcnow
 from service.domain.rifts import NewRift, create_rift, request_transition
 from service.domain.users import Role, User
 from service.models import ItemType, RiftStatus
+from service.multipart import encode_multipart
+from tests.verification.proof_fixtures import build_pdf
 
 BUYER, SELLER = "bench-buyer", "bench-seller"
 TRACKING_NUMBER = "1Z999AA10123456784"
@@ -71,32 +72,7 @@ def funded_rifts(database_url: str, n: int) -> list[str]:
 
 def pdf_with_text(ref: str, chars: int = 1500) -> bytes:
     """A one-page PDF whose text layer holds about `chars` characters of invoice prose."""
-    text = (INVOICE.format(ref=ref) * (chars // 150 + 1))[:chars]
-    ops = ["BT /F1 9 Tf 40 800 Td 11 TL"]
-    ops += [f"({line}) Tj T*" for line in textwrap.wrap(text, 90)]
-    content = "\n".join([*ops, "ET"]).encode("latin-1")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-    ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref_at = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    out.writelines(b"%010d 00000 n \n" % offset for offset in offsets)
-    out.write(
-        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, xref_at)
-    )
-    return out.getvalue()
+    return build_pdf([(INVOICE.format(ref=ref) * (chars // 150 + 1))[:chars]])
 
 
 def png_photo(size: tuple[int, int] = (320, 240)) -> bytes:
@@ -107,32 +83,10 @@ def png_photo(size: tuple[int, int] = (320, 240)) -> bytes:
     return out.getvalue()
 
 
-def multipart(
-    fields: Mapping[str, str], files: Sequence[tuple[str, bytes, str]]
-) -> tuple[bytes, str]:
-    """Encode fields and (filename, content, content type) files; return body, content type."""
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in fields.items():
-        out.write(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-            f"{value}\r\n".encode()
-        )
-    for filename, content, content_type in files:
-        out.write(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
-        )
-        out.write(content)
-        out.write(b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
-
-
 def small_proof(ref: str | None = None) -> tuple[bytes, str]:
     """The issue's small proof: one PDF with text, one PNG, a tracking number."""
     ref = ref or uuid.uuid4().hex[:12]
-    return multipart(
+    return encode_multipart(
         {"tracking_number": TRACKING_NUMBER},
         [
             (f"invoice-{ref}.pdf", pdf_with_text(ref), "application/pdf"),

@@ -212,7 +212,8 @@ class BenchRun:
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> Proc:
         proc = Proc(argv, env, self.root / f"{name}.log", name=name)
         self._procs.append(proc)
-        return proc.start()
+        proc.start()
+        return proc
 
     def stop(self, proc: Proc) -> None:
         proc.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from bench.client import SELLER, bearer, funded_rifts, small_proof
 from bench.harness import BenchRun, Figure, Spread, group_cpu_s, percentile, ratios
@@ -77,30 +78,24 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
         )
         bare_paths = (f"/enqueue/{n}" for n in range(10**9))
         proof_paths = (f"/api/rifts/{r}/proofs" for r in rifts)
+        sides = {
+            "bare": (bare_server, bare_port, bare_paths, bare_runs),
+            "proof": (api_server, api_port, proof_paths, proof_runs),
+        }
         for round_no in range(cfg.rounds):
             order = ("bare", "proof") if round_no % 2 == 0 else ("proof", "bare")
             for side in order:
-                server = bare_server if side == "bare" else api_server
+                server, port, paths, runs = sides[side]
                 pids = [server.pid, *server.children()]
                 cpu_before = group_cpu_s(pids)
-                if side == "bare":
-                    result = run_load(
-                        bare_port,
-                        lambda: _requests(bare_paths, body, headers),
-                        concurrency=cfg.concurrency,
-                        duration_s=cfg.duration_s,
-                        expect_status=202,
-                    )
-                    bare_runs.append(result)
-                else:
-                    result = run_load(
-                        api_port,
-                        lambda: _requests(proof_paths, body, headers),
-                        concurrency=cfg.concurrency,
-                        duration_s=cfg.duration_s,
-                        expect_status=202,
-                    )
-                    proof_runs.append(result)
+                result = run_load(
+                    port,
+                    partial(_requests, paths, body, headers),
+                    concurrency=cfg.concurrency,
+                    duration_s=cfg.duration_s,
+                    expect_status=202,
+                )
+                runs.append(result)
                 cpu_ms[side].append((group_cpu_s(pids) - cpu_before) * 1000 / max(result.ok, 1))
             bench.log(
                 f"round {round_no + 1}: bare {bare_runs[-1].rps:.0f} req/s, "

@@ -14,10 +14,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from bench.client import SELLER, Api, bearer, funded_rifts, incompressible_text, multipart
+from bench.client import SELLER, Api, bearer, funded_rifts, incompressible_text
 from bench.harness import BenchRun, Figure, Spread, ratios, reset_rss_peak, rss_peak_kib
 from service.api.resources.proofs import UPLOAD_CHUNK_BYTES
 from service.blobs import LocalBlobStore
+from service.multipart import encode_multipart
 
 MIB = 1024 * 1024
 
@@ -86,7 +87,7 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     data = incompressible_text(cfg.large_bytes)
     small = data[: cfg.small_bytes]
     bodies = {
-        size: multipart({}, [(f"delivery-{size}.txt", payload, "text/plain")])
+        size: encode_multipart({}, [(f"delivery-{size}.txt", payload, "text/plain")])
         for size, payload in ((cfg.large_bytes, data), (cfg.small_bytes, small))
     }
     peaks: dict[int, list[float]] = {cfg.large_bytes: [], cfg.small_bytes: []}

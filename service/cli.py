@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ from alembic.config import Config
 
 from service.auth import mint_token
 from service.domain.users import Role
+from service.multipart import encode_multipart
 from service.settings import Settings
 
 DEMO_POLL_TIMEOUT_S = 60.0
@@ -46,24 +46,6 @@ def _call(
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.load(response))
-
-
-def _multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in fields.items():
-        out.write(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-            f"{value}\r\n".encode()
-        )
-    for name, filename, data in files:
-        out.write(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
-        )
-        out.write(data + b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
 def demo(settings: Settings, base: str) -> None:
@@ -98,9 +80,9 @@ def demo(settings: Settings, base: str) -> None:
         f"Delivered the e-book for rift {rift['id']} by email on request; "
         "download link valid for 30 days, receipt attached.\n" * 3
     ).encode()
-    body, content_type = _multipart(
+    body, content_type = encode_multipart(
         {"tracking_number": "1Z999AA10123456784", "license_key": f"DEMO-{uuid.uuid4().hex[:16]}"},
-        [("files", "delivery-note.txt", notes)],
+        [("delivery-note.txt", notes, "text/plain")],
     )
     accepted = _call(base, "POST", f"/api/rifts/{rift['id']}/proofs", seller, body, content_type)
     print("submitted:", json.dumps(accepted, indent=2))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import falcon.testing
+
+from service.multipart import encode_multipart
 
 BUYER, SELLER, STRANGER, OPERATOR = "buyer-1", "seller-1", "stranger-1", "operator-1"
 
@@ -21,23 +22,8 @@ def multipart(
     fields: Mapping[str, str] | None = None, files: Sequence[tuple[str, bytes, str]] = ()
 ) -> tuple[bytes, dict[str, str]]:
     """Encode fields and (filename, content, content type) files as multipart/form-data."""
-    boundary = uuid.uuid4().hex
-    parts: list[bytes] = []
-    for name, value in (fields or {}).items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    for filename, content, content_type in files:
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
-            + content
-            + b"\r\n"
-        )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    body, content_type = encode_multipart(fields or {}, files)
+    return body, {"Content-Type": content_type}
 
 
 def create_rift(client: falcon.testing.TestClient, auth: Any, **overrides: Any) -> dict[str, Any]:

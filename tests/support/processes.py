@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +112,11 @@ class ManagedProcess:
 
 
 def worker_argv(
-    queues: list[str], *, processes: int = 1, threads: int = 2, setup: str = "actors.broker:setup"
+    queues: Sequence[str],
+    *,
+    processes: int = 1,
+    threads: int = 2,
+    setup: str = "actors.broker:setup",
 ) -> list[str]:
     """The dramatiq command line of a worker pool (supervisord.conf runs the same)."""
     return [
