@@ -60,7 +60,7 @@ redis: setup
 
 .PHONY: migrate
 migrate: setup
-	$(BIN)/python -m service.cli migrate
+	$(BIN)/rift migrate
 
 .PHONY: run
 run: redis migrate
@@ -75,12 +75,12 @@ run: redis migrate
 	@$(BIN)/supervisorctl -c supervisord.conf status
 	@echo
 	@echo "Try it:  make demo        (creates a rift, submits proof, prints the verdict)"
-	@echo "Tokens:  $(BIN)/python -m service.cli token buyer-1"
+	@echo "Tokens:  $(BIN)/rift token buyer-1"
 	@echo "Stop:    make stop"
 
 .PHONY: demo
 demo: venv
-	$(BIN)/python -m service.cli demo --api $(API_URL)
+	$(BIN)/rift demo --api $(API_URL)
 
 .PHONY: status
 status:

@@ -1,10 +1,9 @@
-"""Operator commands: `python -m service.cli migrate | token | demo`."""
+"""`rift demo`: one submission end to end over HTTP against a running system."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,22 +11,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-
 from service.auth import mint_token
+from service.cli.command import Command, CommandError
 from service.domain.users import Role
 from service.multipart import encode_multipart
 from service.settings import Settings
 
 DEMO_POLL_TIMEOUT_S = 60.0
-
-
-def migrate(settings: Settings) -> None:
-    """Bring the database schema to the newest migration."""
-    config = Config("alembic.ini")
-    config.attributes["database_url"] = settings.database_url
-    command.upgrade(config, "head")
+DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 
 def _call(
@@ -93,37 +84,27 @@ def demo(settings: Settings, base: str) -> None:
             print("verdict:", json.dumps(status, indent=2))
             return
         time.sleep(0.2)
-    sys.exit("no verdict within a minute: are the workers running? (make status)")
+    raise CommandError("no verdict within a minute: are the workers running? (make status)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations")
-    token = sub.add_parser("token", help="mint a development bearer token")
-    token.add_argument("user_id")
-    token.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value)
-    token.add_argument("--hours", type=float, default=12.0)
-    demo_cmd = sub.add_parser("demo", help="run a submission end to end over HTTP")
-    demo_cmd.add_argument("--api", default="http://127.0.0.1:8000")
-    args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    if args.command == "migrate":
-        migrate(settings)
-    elif args.command == "token":
-        print(
-            mint_token(
-                args.user_id, Role(args.role), settings.jwt_secret, ttl=timedelta(hours=args.hours)
-            )
-        )
-    else:
-        if not args.api.startswith(("http://", "https://")):
-            sys.exit("--api must be an http:// or https:// URL")
-        try:
-            demo(settings, args.api.rstrip("/"))
-        except urllib.error.HTTPError as exc:
-            sys.exit(f"{exc.code} {exc.reason}: {exc.read().decode(errors='replace')}")
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api", default=DEFAULT_API_URL, help="the API's base URL")
 
 
-if __name__ == "__main__":
-    main()
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    if not args.api.startswith(("http://", "https://")):
+        raise CommandError("--api must be an http:// or https:// URL")
+    try:
+        demo(settings, args.api.rstrip("/"))
+    except urllib.error.HTTPError as exc:
+        raise CommandError(
+            f"{exc.code} {exc.reason}: {exc.read().decode(errors='replace')}"
+        ) from None
+
+
+COMMAND = Command(
+    name="demo",
+    help="run a submission end to end over HTTP",
+    run=_run,
+    add_arguments=_add_arguments,
+)
