@@ -28,7 +28,8 @@ from actors.wakeful import WakefulRedisBroker
 from service.blobs import LocalBlobStore
 from service.db import SessionFactory, create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
-from service.domain.queues import SCAN_ASSET
+from service.domain.final_failures import CompensationServices, compensate_final_failure
+from service.domain.queues import job_kind
 from service.domain.verification import ReleasePolicy, VerdictRules
 from service.inspection import build_inspector
 from service.models import Job
@@ -130,8 +131,15 @@ class FinalFailureReporter:
         if services is None:
             return
         services.metrics.final_failures.labels(job.actor_name, job.queue_name).inc()
-        if job.actor_name == SCAN_ASSET.actor_name:
-            scan.give_up_scan(services, job.subject_id, f"scan failed: {job.last_error}")
+        compensated = compensate_final_failure(
+            job_kind(job.actor_name),
+            CompensationServices(services.sessions, services.rules, services.clock, services.ids),
+            job.subject_id,
+            job.last_error,
+        )
+        if compensated.scan_status is not None:
+            services.metrics.scan_verdicts.labels(compensated.scan_status.value).inc()
+        services.metrics.observe_verdict(compensated.verdict)
         report_final_failure(
             job_id=job.id,
             actor=job.actor_name,

@@ -11,9 +11,6 @@ from actors.services import WorkerServices
 from service.domain.cleanup import clean_up_rift
 from service.domain.queues import CLEAN_UP_RIFT
 
-CLEANUP_TIME_LIMIT_MS = 300_000
-CLEANUP_MAX_AGE_MS = 7 * 24 * 3600 * 1000
-
 
 def register(
     broker: dramatiq.Broker, services: WorkerServices
@@ -23,11 +20,4 @@ def register(
     def clean_up(rift_id: str) -> dict[str, Any]:
         return clean_up_rift(services.sessions, services.blobs, rift_id, services.clock)
 
-    return declare_actor(
-        broker,
-        CLEAN_UP_RIFT,
-        clean_up,
-        services,
-        time_limit_ms=CLEANUP_TIME_LIMIT_MS,
-        max_age_ms=CLEANUP_MAX_AGE_MS,
-    )
+    return declare_actor(broker, CLEAN_UP_RIFT, clean_up, services)

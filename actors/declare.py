@@ -17,11 +17,8 @@ def declare_actor(
     kind: JobKind,
     fn: Callable[[str], dict[str, Any]],
     services: WorkerServices,
-    *,
-    time_limit_ms: int,
-    max_age_ms: int,
 ) -> dramatiq.Actor[[str], dict[str, Any]]:
-    """Register fn for kind on broker with the retry, time and age limits of the system."""
+    """Register fn for kind on broker with the retry, time and age limits kind declares."""
     settings = services.settings
     return dramatiq.Actor(
         fn,
@@ -30,11 +27,11 @@ def declare_actor(
         queue_name=kind.queue_name,
         priority=0,
         options={
-            "max_retries": settings.max_retries,
+            "max_retries": kind.retries(settings.max_retries),
             "min_backoff": settings.min_backoff_ms,
             "max_backoff": settings.max_backoff_ms,
-            "time_limit": time_limit_ms,
-            "max_age": max_age_ms,
+            "time_limit": kind.time_limit_ms,
+            "max_age": kind.max_age_ms,
             # Retrying a job whose subject is gone or invalid can never help.
             "throws": (PermanentJobError,),
         },

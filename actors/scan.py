@@ -10,20 +10,8 @@ from actors.declare import declare_actor
 from actors.services import WorkerServices
 from service.domain.jobs import PermanentJobError
 from service.domain.queues import SCAN_ASSET
-from service.domain.verification import record_scan
+from service.domain.verification import record_scan, scan_note
 from service.models import Asset, ScanStatus
-
-SCAN_TIME_LIMIT_MS = 300_000
-SCAN_MAX_AGE_MS = 24 * 3600 * 1000
-# Asset.scan_signature is String(200): a signature name, or why a file is unscannable.
-SCAN_NOTE_MAX_CHARS = 200
-
-
-def scan_note(text: str | None) -> str | None:
-    """Fit a signature or an error to the asset's column (PostgreSQL refuses longer text)."""
-    if text is None or len(text) <= SCAN_NOTE_MAX_CHARS:
-        return text
-    return text[: SCAN_NOTE_MAX_CHARS - 1] + "…"
 
 
 def register(
@@ -50,7 +38,8 @@ def register(
         if storage_key is None:
             raise PermanentJobError(f"asset {asset_id} has no stored file")
         # ScannerUnavailable propagates: Retries backs off and tries again. A vanished blob
-        # will not come back: fail at once, and give_up_scan marks the file ERROR (review).
+        # will not come back: fail at once; SCAN_ASSET's final-failure compensation then
+        # marks the file ERROR, which sends the proof to review.
         try:
             stream = services.blobs.open(storage_key)
         except FileNotFoundError:
@@ -72,27 +61,4 @@ def register(
         services.metrics.observe_verdict(verdict)
         return result
 
-    return declare_actor(
-        broker,
-        SCAN_ASSET,
-        scan_asset,
-        services,
-        time_limit_ms=SCAN_TIME_LIMIT_MS,
-        max_age_ms=SCAN_MAX_AGE_MS,
-    )
-
-
-def give_up_scan(services: WorkerServices, asset_id: str, reason: str) -> None:
-    """Retries ran out: the file is unscannable, which sends its proof to review."""
-    services.metrics.scan_verdicts.labels(ScanStatus.ERROR.value).inc()
-    _, verdict = record_scan(
-        services.sessions,
-        asset_id,
-        ScanStatus.ERROR,
-        scan_note(reason),
-        services.rules,
-        on_infected=lambda _asset: None,
-        clock=services.clock,
-        ids=services.ids,
-    )
-    services.metrics.observe_verdict(verdict)
+    return declare_actor(broker, SCAN_ASSET, scan_asset, services)

@@ -11,9 +11,6 @@ from actors.services import WorkerServices
 from service.domain.queues import VERIFY_PROOF
 from service.domain.verification import check_proof
 
-VERIFY_TIME_LIMIT_MS = 120_000
-VERIFY_MAX_AGE_MS = 24 * 3600 * 1000
-
 
 def register(
     broker: dramatiq.Broker, services: WorkerServices
@@ -32,11 +29,4 @@ def register(
         services.metrics.observe_verdict(verdict)
         return result
 
-    return declare_actor(
-        broker,
-        VERIFY_PROOF,
-        verify_proof,
-        services,
-        time_limit_ms=VERIFY_TIME_LIMIT_MS,
-        max_age_ms=VERIFY_MAX_AGE_MS,
-    )
+    return declare_actor(broker, VERIFY_PROOF, verify_proof, services)

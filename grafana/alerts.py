@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from grafana.promql import rate_by_queue
+from service.domain.retention import STUCK_AFTER
 
 FINAL_FAILURE_RATIO_MAX = 0.05
 ATTEMPT_ERROR_RATIO_MAX = 0.25
@@ -19,6 +20,7 @@ BACKLOG_AGE_MAX_S = 600
 SCAN_ERROR_RATIO_MAX = 0.10
 API_5XX_RATIO_MAX = 0.05
 TIME_TO_VERDICT_P95_MAX_S = 600
+STUCK_AFTER_MIN = round(STUCK_AFTER.total_seconds() / 60)
 
 
 @dataclass(frozen=True)
@@ -221,8 +223,9 @@ ALERTS: tuple[Alert, ...] = (
         severity="warning",
         summary="Jobs are RUNNING past their time limit",
         description=(
-            "{{ $value }} jobs have been RUNNING longer than their actor's time limit; their"
-            " worker probably died without the message being redelivered."
+            f"{{{{ $value }}}} jobs have been RUNNING for more than {STUCK_AFTER_MIN} minutes,"
+            " past every job kind's time limit; their worker probably died without the"
+            " message being redelivered."
         ),
         runbook="The scheduler's stuck-job sweep should requeue them; check that it runs.",
     ),

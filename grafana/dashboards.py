@@ -32,6 +32,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ValueMappingResult,
 )
 
+from grafana.alerts import STUCK_AFTER_MIN
 from grafana.promql import by_queue, quantile, rate_by_queue, ratio_or_zero, retries_by_queue
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
@@ -373,7 +374,8 @@ PROOF_VERIFICATION = DashboardSpec(
                 ),
                 Panel(
                     "Stuck jobs",
-                    "Jobs RUNNING past their actor's time limit.",
+                    f"Jobs RUNNING for more than {STUCK_AFTER_MIN} minutes, past every job kind's"
+                    " time limit.",
                     (Query("max(rift_jobs_stuck)", "stuck"),),
                 ),
             ),

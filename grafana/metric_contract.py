@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from service.domain.queues import ACTOR_NAMES, QUEUE_NAMES
+
 MetricKind = Literal["counter", "gauge", "histogram"]
 
 #: Labels Prometheus attaches at scrape time (see grafana/scrape_config.py).
@@ -37,7 +39,8 @@ class Metric:
 
 
 _DRAMATIQ = ("queue_name", "actor_name")
-_QUEUES = frozenset({"verification", "scan", "cleanup"})
+_QUEUES = frozenset(QUEUE_NAMES)
+_ACTORS = frozenset(ACTOR_NAMES)
 
 METRICS: tuple[Metric, ...] = (
     # Dramatiq's Prometheus middleware, one exposition server per worker pool.
@@ -67,13 +70,18 @@ METRICS: tuple[Metric, ...] = (
         ("verdict",),
         {"verdict": frozenset({"CLEAN", "INFECTED", "ERROR"})},
     ),
-    Metric("rift_job_final_failures_total", "counter", ("actor", "queue"), {"queue": _QUEUES}),
+    Metric(
+        "rift_job_final_failures_total",
+        "counter",
+        ("actor", "queue"),
+        {"actor": _ACTORS, "queue": _QUEUES},
+    ),
     # Collector process.
     Metric("rift_queue_depth", "gauge", ("queue",), {"queue": _QUEUES}),
     Metric("rift_queue_delayed", "gauge", ("queue",), {"queue": _QUEUES}),
     Metric("rift_queue_dead_letters", "gauge", ("queue",), {"queue": _QUEUES}),
     Metric("rift_queue_oldest_message_age_seconds", "gauge", ("queue",), {"queue": _QUEUES}),
-    Metric("rift_jobs", "gauge", ("state", "actor")),
+    Metric("rift_jobs", "gauge", ("state", "actor"), {"actor": _ACTORS}),
     Metric("rift_workers_alive", "gauge", ("queue",), {"queue": _QUEUES}),
     Metric("rift_scanner_up", "gauge"),
     Metric("rift_outbox_undispatched", "gauge"),

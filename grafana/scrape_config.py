@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-WORKER_POOLS = ("verification", "scan", "cleanup")
+from service.domain.queues import QUEUE_NAMES
+
+#: One worker pool per queue (supervisord.conf).
+WORKER_POOLS = QUEUE_NAMES
 
 
 @dataclass(frozen=True)

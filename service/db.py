@@ -12,6 +12,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL down or unreachable: fail the request (503) well before the API's timeout.
+POSTGRES_CONNECT_TIMEOUT_S = 5
+# The execution option `transaction()` sets: this connection's transaction will write.
+WRITE_OPTION = "rift_writes"
 
 SessionFactory = sessionmaker[Session]
 
@@ -19,7 +23,7 @@ SessionFactory = sessionmaker[Session]
 def create_db_engine(
     database_url: str, *, single_statements: bool = False, **kwargs: Any
 ) -> Engine:
-    """Create an engine; for SQLite, WAL mode and write-locking transactions.
+    """Create an engine; for SQLite, WAL mode, write-locking writes and deferred reads.
 
     `single_statements` is for callers whose every write is one self-contained statement
     (the job-record hooks, actors/job_records.py): on PostgreSQL they run in autocommit,
@@ -28,6 +32,9 @@ def create_db_engine(
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
+        if url.get_backend_name() == "postgresql":
+            connect_args = kwargs.setdefault("connect_args", {})
+            connect_args.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_S)
         if single_statements:
             kwargs.setdefault("isolation_level", "AUTOCOMMIT")
         kwargs.setdefault("pool_pre_ping", not single_statements)
@@ -47,10 +54,16 @@ def create_db_engine(
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        # SQLite has no row locks: taking the write lock at BEGIN is what makes
-        # "lock the proof row, then decide" safe across API, workers and scheduler.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Any) -> None:
+        # SQLite has no row locks: a write transaction takes the write lock at BEGIN, which
+        # is what makes "lock the proof row, then decide" safe across API, workers and
+        # scheduler (a deferred one that read first could not upgrade if another writer
+        # committed meanwhile). Reads begin deferred: in WAL mode they see one snapshot and
+        # never wait for, nor hold up, a writer.
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -62,6 +75,11 @@ def create_session_factory(engine: Engine) -> SessionFactory:
 
 @contextmanager
 def transaction(sessions: SessionFactory) -> Iterator[Session]:
-    """Open a session in one transaction: committed on success, rolled back on error."""
+    """Open a session in one write transaction: committed on success, rolled back on error.
+
+    A session opened without it (`with sessions() as session:`) is for reads: on SQLite it
+    begins deferred and must not write (see `create_db_engine`).
+    """
     with sessions() as session, session.begin():
+        session.connection(execution_options={WRITE_OPTION: True})
         yield session

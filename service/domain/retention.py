@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 from service.blobs import BlobStore
 from service.db import SessionFactory, transaction
 from service.domain.clock import as_utc
+from service.domain.queues import LONGEST_TIME_LIMIT
 from service.domain.rifts import system_note
 from service.models import FINAL_JOB_STATES, Asset, Job, JobState
 
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 KEY_BATCH = 500
 # A blob is written before its row commits; younger orphans may still be mid-submission.
 ORPHAN_GRACE = timedelta(hours=1)
-# Longer than the longest actor time limit (5 min) plus a redelivery's heartbeat timeout.
-STUCK_AFTER = timedelta(minutes=15)
+# A RUNNING job past the longest time limit of any kind, with room for a dead worker's
+# message to come back (heartbeat timeout) and run again, is stuck: 5 + 10 = 15 minutes.
+STUCK_MARGIN = timedelta(minutes=10)
+STUCK_AFTER = LONGEST_TIME_LIMIT + STUCK_MARGIN
 
 
 @dataclass(frozen=True)

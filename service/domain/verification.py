@@ -180,6 +180,17 @@ def record_scan(
         return result, verdict
 
 
+# Asset.scan_signature is String(200): a signature name, or why a file is unscannable.
+SCAN_NOTE_MAX_CHARS = 200
+
+
+def scan_note(text: str | None) -> str | None:
+    """Fit a signature or an error to the asset's column (PostgreSQL refuses longer text)."""
+    if text is None or len(text) <= SCAN_NOTE_MAX_CHARS:
+        return text
+    return text[: SCAN_NOTE_MAX_CHARS - 1] + "…"
+
+
 class ProofMissing(PermanentJobError):
     """The proof or asset a job names does not exist (deleted or never committed)."""
 
