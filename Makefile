@@ -47,15 +47,23 @@ venv: $(STAMP)
 setup: system-deps venv
 	@mkdir -p var/log var/prometheus
 
+# The Redis that `make run` starts listens where REDIS_URL (or REDIS_HOST/PORT) says and
+# keeps an append-only file (fsync every second), so a restart loses no queued job.
 .PHONY: redis
 redis: setup
 	@if $(BIN)/python -c "import sys,redis; from service.settings import Settings; redis.Redis.from_url(Settings.from_env().redis_url, socket_connect_timeout=1).ping()" 2>/dev/null; then \
 	  echo "Redis answers at the configured URL"; \
 	else \
-	  echo "no Redis answers: starting one on 127.0.0.1:6379 (no persistence, data in var/redis)"; \
-	  mkdir -p var/redis; \
-	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+	  read -r host port <<<"$$($(BIN)/python -c "from urllib.parse import urlsplit; from service.settings import Settings; u = urlsplit(Settings.from_env().redis_url); print(u.hostname or '127.0.0.1', u.port or 6379)")"; \
+	  case "$$host" in 127.0.0.1|localhost) ;; \
+	    *) echo "no Redis answers at $$host:$$port (REDIS_URL); start it there, or point REDIS_URL at 127.0.0.1"; exit 1;; \
+	  esac; \
+	  echo "no Redis answers: starting one on 127.0.0.1:$$port (append-only file in var/redis)"; \
+	  mkdir -p var/redis var/log; \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port "$$port" \
+	    --appendonly yes --appendfsync everysec --save "" \
 	    --dir var/redis --pidfile "$$PWD/var/redis/redis.pid" --logfile "$$PWD/var/log/redis.log"; \
+	  for i in $$(seq 1 50); do redis-cli -p "$$port" ping >/dev/null 2>&1 && break; sleep 0.1; done; \
 	fi
 
 .PHONY: migrate
@@ -90,10 +98,20 @@ status:
 logs:
 	tail -n 50 var/log/*.log
 
+# Stop every program first (waits while running jobs finish; prints each exit status),
+# then supervisord, and only then Redis: a worker finishing a job still needs it.
 .PHONY: stop
 stop:
-	-$(BIN)/supervisorctl -c supervisord.conf shutdown
-	@if [ -f var/redis/redis.pid ]; then kill "$$(cat var/redis/redis.pid)" && rm -f var/redis/redis.pid; fi
+	-@if [ -S var/supervisor.sock ]; then \
+	  $(BIN)/supervisorctl -c supervisord.conf stop all; \
+	  $(BIN)/supervisorctl -c supervisord.conf shutdown; \
+	  for i in $$(seq 1 100); do [ -f var/supervisord.pid ] || break; sleep 0.1; done; \
+	fi
+	@if [ -f var/redis/redis.pid ]; then \
+	  pid="$$(cat var/redis/redis.pid)"; kill "$$pid" 2>/dev/null; \
+	  for i in $$(seq 1 100); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
+	  rm -f var/redis/redis.pid; \
+	fi
 
 .PHONY: test
 test: setup
