@@ -25,7 +25,7 @@ from actors.job_records import JobRecords
 from actors.services import WorkerServices
 from actors.tracking import JobTracking
 from actors.wakeful import WakefulRedisBroker
-from service.blobs import LocalBlobStore
+from service.blobs import blob_store_from_settings
 from service.db import SessionFactory, create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
 from service.domain.final_failures import CompensationServices, compensate_final_failure
@@ -92,7 +92,7 @@ def build_services(
     sessions: SessionFactory,
 ) -> WorkerServices:
     thresholds = settings.thresholds()
-    blobs = LocalBlobStore(settings.blob_dir, settings.quarantine_dir)
+    blobs = blob_store_from_settings(settings)
     vault = LicenseKeyVault(settings.license_key_secret.encode())
     return WorkerServices(
         settings=settings,

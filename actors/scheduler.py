@@ -21,7 +21,7 @@ from actors.broker import build_broker, redis_client
 from actors.collector import RiftCollector
 from actors.dispatch import DramatiqDispatcher
 from actors.queue_stats import RedisQueueStats
-from service.blobs import LocalBlobStore
+from service.blobs import blob_store_from_settings
 from service.db import create_db_engine, create_session_factory
 from service.domain.clock import utcnow
 from service.domain.jobs import relay_outbox
@@ -72,7 +72,7 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
     configure_logging(settings.log_format)
     init_sentry(settings, "scheduler")
     sessions = create_session_factory(create_db_engine(settings.database_url))
-    blobs = LocalBlobStore(settings.blob_dir, settings.quarantine_dir)
+    blobs = blob_store_from_settings(settings)
     dispatcher = DramatiqDispatcher(build_broker(settings))
     scanner = ClamdScanner(ClamdAddress.parse(settings.clamd_address), timeout_s=2.0)
     policy = RetentionPolicy(

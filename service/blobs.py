@@ -11,9 +11,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from service.domain.errors import PayloadTooLarge
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 SNIFF_HEAD_BYTES = 8192
 TEMP_SUFFIX = ".partial"
@@ -31,6 +34,47 @@ class StoredBlob:
 class BlobInfo:
     key: str
     modified_at: datetime
+
+
+def new_blob_key(now: datetime) -> str:
+    """A fresh storage key; the month prefix keeps listings and manual cleanups bounded."""
+    return f"{now:%Y/%m}/{uuid.uuid4().hex}"
+
+
+class BlobIntake:
+    """Count, hash and keep the head of an upload's chunks; past max_bytes is a 413.
+
+    Every store feeds its upload through one of these, so the limit, the digest and the
+    sniffing head mean the same whichever store holds the bytes.
+    """
+
+    def __init__(self, *, max_bytes: int, label: str) -> None:
+        self.max_bytes = max_bytes
+        self.label = label
+        self.size_bytes = 0
+        self._digest = hashlib.sha256()
+        self._head = bytearray()
+
+    def take(self, chunk: bytes) -> bytes:
+        """Account for one chunk and hand it back for writing."""
+        self.size_bytes += len(chunk)
+        if self.size_bytes > self.max_bytes:
+            raise PayloadTooLarge(
+                f"{self.label} is larger than the {self.max_bytes} byte limit; "
+                "upload a smaller file"
+            )
+        self._digest.update(chunk)
+        if len(self._head) < SNIFF_HEAD_BYTES:
+            self._head += chunk[: SNIFF_HEAD_BYTES - len(self._head)]
+        return chunk
+
+    def stored(self, key: str) -> StoredBlob:
+        return StoredBlob(
+            key=key,
+            size_bytes=self.size_bytes,
+            sha256=self._digest.hexdigest(),
+            head=bytes(self._head),
+        )
 
 
 class BlobStore(Protocol):
@@ -75,33 +119,21 @@ class LocalBlobStore:
 
     def write(self, chunks: Iterable[bytes], *, max_bytes: int, label: str) -> StoredBlob:
         """Stream chunks to a new blob, hashing as they pass; over max_bytes is a 413."""
-        now = datetime.now(UTC)
-        key = f"{now:%Y/%m}/{uuid.uuid4().hex}"
+        key = new_blob_key(datetime.now(UTC))
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(final.name + TEMP_SUFFIX)
-        digest = hashlib.sha256()
-        head = bytearray()
-        size = 0
+        intake = BlobIntake(max_bytes=max_bytes, label=label)
         try:
             with open(temp, "wb") as out:
                 for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(
-                            f"{label} is larger than the {max_bytes} byte limit; "
-                            "upload a smaller file"
-                        )
-                    digest.update(chunk)
-                    if len(head) < SNIFF_HEAD_BYTES:
-                        head += chunk[: SNIFF_HEAD_BYTES - len(head)]
-                    out.write(chunk)
+                    out.write(intake.take(chunk))
             # Rename last: a crash never leaves a half-written blob under a real key.
             os.replace(temp, final)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return StoredBlob(key=key, size_bytes=size, sha256=digest.hexdigest(), head=bytes(head))
+        return intake.stored(key)
 
     def _readable_path(self, key: str) -> Path:
         # A scan may quarantine a blob while verification still has to read it, and a
@@ -160,3 +192,13 @@ class LocalBlobStore:
         except FileNotFoundError:
             return False
         return True
+
+
+def blob_store_from_settings(settings: Settings) -> BlobStore:
+    """The store BLOB_STORE selects: the local directory by default, else an S3 bucket."""
+    if not settings.blob_store:
+        return LocalBlobStore(settings.blob_dir, settings.quarantine_dir)
+    # Imported here: hosts on the local store never load boto3.
+    from service.blobs_s3 import s3_blob_store
+
+    return s3_blob_store(settings)

@@ -95,6 +95,16 @@ class Settings:
     max_backoff_ms: int = 300_000
     collector_host: str = "127.0.0.1"
     collector_port: int = 9300
+    # Pages: where operators' links point (sign-in links, Grafana, Sentry).
+    public_url: str = "http://127.0.0.1:8000"
+    grafana_url: str = "http://127.0.0.1:3000"
+    sentry_issues_url: str | None = None
+    # Blob store: empty is the local directory under data_dir; s3://bucket/prefix an object store.
+    blob_store: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
 
     def thresholds(self) -> VerificationThresholds:
         """The verification rules' numbers, with the ones operators set from the environment."""
@@ -111,6 +121,11 @@ class Settings:
     @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """This host's disk for temporary copies of objects (the S3 store's rule reads)."""
+        return self.data_dir / "scratch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,4 +164,12 @@ class Settings:
             max_backoff_ms=_int(env, "JOB_MAX_BACKOFF_MS", 300_000),
             collector_host=env.get("COLLECTOR_HOST", "127.0.0.1"),
             collector_port=_int(env, "COLLECTOR_PORT", 9300),
+            public_url=env.get("RIFT_PUBLIC_URL") or "http://127.0.0.1:8000",
+            grafana_url=env.get("GRAFANA_URL") or "http://127.0.0.1:3000",
+            sentry_issues_url=env.get("SENTRY_ISSUES_URL") or None,
+            blob_store=env.get("BLOB_STORE", ""),
+            s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+            s3_region=env.get("S3_REGION") or "us-east-1",
+            s3_access_key_id=env.get("S3_ACCESS_KEY_ID") or None,
+            s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY") or None,
         )

@@ -26,6 +26,7 @@ from tests.support.databases import (
     empty_tables,
     migrate,
 )
+from tests.support.object_store import RunningS3, start_s3_server
 from tests.support.processes import ManagedProcess, wait_for, worker_argv
 from tests.support.settings import test_settings
 
@@ -96,9 +97,35 @@ def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningClamd]:
     stop_process(running.pid)
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS3]:
+    """A real S3 API server (moto's, as a process) for the object-store parametrisations."""
+    running = start_s3_server(tmp_path_factory.mktemp("s3"))
+    yield running
+    running.process.stop()
+
+
 @pytest.fixture
-def settings(database_url: str, redis_url: str, tmp_path: Path, clamd: RunningClamd) -> Settings:
-    return test_settings(database_url, redis_url, tmp_path / "data", clamd.port)
+def blob_store(request: pytest.FixtureRequest) -> str:
+    """Which blob store `settings` configures: "local" unless a test parametrises it
+    (`@pytest.mark.parametrize("blob_store", ["local", "s3"], indirect=True)`)."""
+    return str(getattr(request, "param", "local"))
+
+
+@pytest.fixture
+def settings(
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    clamd: RunningClamd,
+    blob_store: str,
+    request: pytest.FixtureRequest,
+) -> Settings:
+    settings = test_settings(database_url, redis_url, tmp_path / "data", clamd.port)
+    if blob_store == "s3":
+        s3: RunningS3 = request.getfixturevalue("s3_server")
+        return s3.settings_for(settings)
+    return settings
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -125,6 +152,11 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         URL_REACHABILITY_CHECK=str(settings.url_reachability_check).lower(),
         LOG_FORMAT="console",
         dramatiq_worker_timeout="50",
+        BLOB_STORE=settings.blob_store,
+        S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
+        S3_REGION=settings.s3_region,
+        S3_ACCESS_KEY_ID=settings.s3_access_key_id or "",
+        S3_SECRET_ACCESS_KEY=settings.s3_secret_access_key or "",
     )
     env.update(extra)
     return env

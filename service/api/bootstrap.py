@@ -8,7 +8,7 @@ from actors.queue_stats import RedisQueueStats
 from service.api.app import WsgiApp, create_app
 from service.api.context import ApiContext
 from service.api.metrics import ApiMetrics
-from service.blobs import LocalBlobStore
+from service.blobs import blob_store_from_settings
 from service.db import create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
 from service.domain.queues import QUEUE_NAMES
@@ -28,7 +28,7 @@ def build_api(settings: Settings) -> WsgiApp:
     ctx = ApiContext(
         settings=settings,
         sessions=create_session_factory(create_db_engine(settings.database_url)),
-        blobs=LocalBlobStore(settings.blob_dir, settings.quarantine_dir),
+        blobs=blob_store_from_settings(settings),
         dispatcher=DramatiqDispatcher(broker),
         sealer=LicenseKeyVault(settings.license_key_secret.encode()),
         broker=RedisProbe(client),

@@ -10,7 +10,7 @@ from actors.queue_stats import RedisQueueStats
 from service.api.app import create_app
 from service.api.context import ApiContext
 from service.api.metrics import ApiMetrics
-from service.blobs import LocalBlobStore
+from service.blobs import blob_store_from_settings
 from service.db import SessionFactory
 from service.domain.clock import new_id, utcnow
 from service.domain.queues import QUEUE_NAMES
@@ -22,7 +22,7 @@ def real_api_context(settings: Settings, sessions: SessionFactory) -> ApiContext
     return ApiContext(
         settings=settings,
         sessions=sessions,
-        blobs=LocalBlobStore(settings.blob_dir, settings.quarantine_dir),
+        blobs=blob_store_from_settings(settings),
         dispatcher=DramatiqDispatcher(build_broker(settings)),
         sealer=LicenseKeyVault(settings.license_key_secret.encode()),
         broker=RedisProbe(redis_client(settings)),
