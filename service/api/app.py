@@ -24,6 +24,8 @@ from service.api.resources.jobs import (
 from service.api.resources.proofs import ProofCollection, VerificationStatus
 from service.api.resources.rifts import RiftCollection, RiftEvents, RiftItem, RiftTransitions
 from service.domain.errors import DomainError
+from service.domain.intake import IntakeLimits, ProofIntake
+from service.domain.work import UnitOfWork
 
 WsgiApp = falcon.App[falcon.Request, falcon.Response]
 
@@ -61,18 +63,35 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     app.add_error_handler(DomainError, handle_domain_error)
     app.set_error_serializer(serialize_http_error)
 
+    # Each resource gets only the services it calls.
+    authenticate = ctx.user
+    work = UnitOfWork(ctx.sessions, ctx.dispatcher, ctx.clock, ctx.ids)
+    intake = ProofIntake(
+        work=work,
+        blobs=ctx.blobs,
+        sealer=ctx.sealer,
+        limits=IntakeLimits(
+            max_file_bytes=ctx.settings.max_file_bytes,
+            max_files=ctx.settings.max_files_per_proof,
+            max_request_bytes=ctx.settings.max_request_bytes,
+        ),
+    )
     app.add_route("/healthz", Liveness())
-    app.add_route("/readyz", Readiness(ctx))
+    app.add_route("/readyz", Readiness(ctx.sessions, ctx.broker))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", OpenApiResource())
-    app.add_route("/api/rifts", RiftCollection(ctx))
-    app.add_route("/api/rifts/{rift_id}", RiftItem(ctx))
-    app.add_route("/api/rifts/{rift_id}/transitions", RiftTransitions(ctx))
-    app.add_route("/api/rifts/{rift_id}/events", RiftEvents(ctx))
-    app.add_route("/api/rifts/{rift_id}/proofs", ProofCollection(ctx, metrics))
-    app.add_route("/api/rifts/{rift_id}/verification-status", VerificationStatus(ctx))
-    app.add_route("/api/jobs/{job_id}", JobItem(ctx))
-    app.add_route("/api/admin/jobs", AdminJobCollection(ctx))
-    app.add_route("/api/admin/jobs/{job_id}/retry", AdminJobRetry(ctx))
-    app.add_route("/api/admin/queues", AdminQueues(ctx, queue_stats))
+    app.add_route("/api/rifts", RiftCollection(authenticate, work))
+    app.add_route("/api/rifts/{rift_id}", RiftItem(authenticate, work))
+    app.add_route("/api/rifts/{rift_id}/transitions", RiftTransitions(authenticate, work))
+    app.add_route("/api/rifts/{rift_id}/events", RiftEvents(authenticate, work))
+    app.add_route(
+        "/api/rifts/{rift_id}/proofs", ProofCollection(authenticate, intake, metrics.submissions)
+    )
+    app.add_route(
+        "/api/rifts/{rift_id}/verification-status", VerificationStatus(authenticate, work)
+    )
+    app.add_route("/api/jobs/{job_id}", JobItem(authenticate, work))
+    app.add_route("/api/admin/jobs", AdminJobCollection(authenticate, work))
+    app.add_route("/api/admin/jobs/{job_id}/retry", AdminJobRetry(authenticate, work))
+    app.add_route("/api/admin/queues", AdminQueues(authenticate, queue_stats))
     return app

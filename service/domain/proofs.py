@@ -113,6 +113,29 @@ def find_replay(
     )
 
 
+@dataclass(frozen=True)
+class VerificationSnapshot:
+    """A rift with its latest proof and that proof's verification job, read together."""
+
+    rift: Rift
+    proof: Proof | None
+    job: Job | None
+
+
+def latest_verification(session: Session, rift_id: str, user: User) -> VerificationSnapshot:
+    """Read where verification of the rift's latest proof stands, if the user may see it."""
+    rift = load_rift(session, rift_id, user)
+    proof = session.scalars(
+        select(Proof).where(Proof.rift_id == rift_id).order_by(Proof.submitted_at.desc()).limit(1)
+    ).one_or_none()
+    if proof is not None and proof.verdict_at is not None:
+        # The verdict and the rift's move commit together; the rift read above may
+        # predate both, so read it again to show them side by side.
+        session.refresh(rift)
+    job = session.get(Job, proof.verification_job_id) if proof else None
+    return VerificationSnapshot(rift=rift, proof=proof, job=job)
+
+
 def authorise_submission(session: Session, rift_id: str, user: User) -> None:
     """Refuse early whoever may not submit proof to this rift: one read of two columns.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.domain import transitions
@@ -108,6 +109,16 @@ def load_rift(session: Session, rift_id: str, user: User, *, for_update: bool = 
     if rift is None or user.relation_to(rift) is None:
         raise NotFound(f"no rift {rift_id}")
     return rift
+
+
+def rift_events(session: Session, rift_id: str, user: User) -> list[RiftEvent]:
+    """Return the rift's event log, oldest first, if the user may see the rift."""
+    load_rift(session, rift_id, user)
+    return list(
+        session.scalars(
+            select(RiftEvent).where(RiftEvent.rift_id == rift_id).order_by(RiftEvent.id)
+        )
+    )
 
 
 def transition(

@@ -6,7 +6,8 @@ import falcon
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.api.context import ApiContext
+from service.api.context import BrokerProbe
+from service.db import SessionFactory
 
 
 class Liveness:
@@ -15,11 +16,12 @@ class Liveness:
 
 
 class Readiness:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, sessions: SessionFactory, broker: BrokerProbe) -> None:
+        self.sessions = sessions
+        self.broker = broker
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        checks = {"database": self._database(), "broker": self.ctx.broker.ping()}
+        checks = {"database": self._database(), "broker": self.broker.ping()}
         ready = all(checks.values())
         resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
         resp.media = {
@@ -29,7 +31,7 @@ class Readiness:
 
     def _database(self) -> bool:
         try:
-            with self.ctx.sessions() as session:
+            with self.sessions() as session:
                 session.execute(text("SELECT 1"))
         except SQLAlchemyError:
             return False

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Protocol
 
 import falcon
-from sqlalchemy import select
 
-from service.api.context import ApiContext
+from service.api.resources import Authenticate
 from service.api.views import job_view
-from service.db import transaction
-from service.domain.errors import Forbidden, InvalidInput, NotFound
-from service.domain.jobs import dispatch_jobs, get_job, retry_job
+from service.domain.errors import Forbidden, InvalidInput
+from service.domain.job_queries import jobs_in_states, readable_job
+from service.domain.jobs import get_job, retry_job
 from service.domain.users import User
-from service.models import Job, JobState, Rift
+from service.domain.work import UnitOfWork
+from service.models import JobState
 
 MAX_PAGE = 200
 
@@ -22,25 +22,15 @@ class QueueStats(Protocol):
     def snapshot(self) -> list[dict[str, object]]: ...
 
 
-def _may_read(user: User, job: Job, rift: Rift | None) -> bool:
-    if user.is_admin or job.requested_by == user.id:
-        return True
-    return rift is not None and user.relation_to(rift) is not None
-
-
 class JobItem:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, work: UnitOfWork) -> None:
+        self.authenticate = authenticate
+        self.work = work
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
-        user = self.ctx.user(req)
-        with self.ctx.sessions() as session:
-            job = session.get(Job, job_id)
-            rift = session.get(Rift, job.rift_id) if job and job.rift_id else None
-            # Someone else's job answers exactly like a job that does not exist.
-            if job is None or not _may_read(user, job, rift):
-                raise NotFound(f"no job {job_id}")
-            resp.media = job_view(job)
+        user = self.authenticate(req)
+        with self.work.read() as session:
+            resp.media = job_view(readable_job(session, job_id, user))
 
 
 def _require_admin(user: User) -> None:
@@ -49,11 +39,12 @@ def _require_admin(user: User) -> None:
 
 
 class AdminJobCollection:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, work: UnitOfWork) -> None:
+        self.authenticate = authenticate
+        self.work = work
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _require_admin(self.ctx.user(req))
+        _require_admin(self.authenticate(req))
         raw_states = req.get_param_as_list("state") or [JobState.FAILED.value, JobState.DEAD.value]
         try:
             states = [JobState(s.upper()) for s in raw_states]
@@ -62,35 +53,28 @@ class AdminJobCollection:
                 "state must be one of: " + ", ".join(s.value for s in JobState), field="state"
             ) from None
         limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE) or 50
-        with self.ctx.sessions() as session:
-            jobs = session.scalars(
-                select(Job)
-                .where(Job.state.in_(states))
-                .order_by(Job.updated_at.desc())
-                .limit(limit)
-            )
-            resp.media = {"jobs": [job_view(j) for j in jobs]}
+        with self.work.read() as session:
+            resp.media = {"jobs": [job_view(j) for j in jobs_in_states(session, states, limit)]}
 
 
 class AdminJobRetry:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, work: UnitOfWork) -> None:
+        self.authenticate = authenticate
+        self.work = work
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
-        _require_admin(self.ctx.user(req))
-        with transaction(self.ctx.sessions) as session:
-            job = retry_job(session, job_id, self.ctx.clock())
-        dispatch_jobs(self.ctx.sessions, self.ctx.dispatcher, [job], self.ctx.clock)
-        with self.ctx.sessions() as session:
+        _require_admin(self.authenticate(req))
+        self.work.run(lambda session, now: (None, [retry_job(session, job_id, now)]))
+        with self.work.read() as session:
             resp.status = falcon.HTTP_202
             resp.media = job_view(get_job(session, job_id))
 
 
 class AdminQueues:
-    def __init__(self, ctx: ApiContext, stats: QueueStats) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, stats: QueueStats) -> None:
+        self.authenticate = authenticate
         self.stats = stats
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _require_admin(self.ctx.user(req))
+        _require_admin(self.authenticate(req))
         resp.media = {"queues": self.stats.snapshot()}

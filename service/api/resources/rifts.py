@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import falcon
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from service.api.context import ApiContext
+from service.api.resources import Authenticate
 from service.api.views import event_view, rift_view
-from service.db import transaction
 from service.domain.errors import InvalidInput
-from service.domain.jobs import dispatch_jobs
-from service.domain.rifts import NewRift, create_rift, load_rift, request_transition
-from service.models import ItemType, RiftEvent, RiftStatus
+from service.domain.rifts import NewRift, create_rift, load_rift, request_transition, rift_events
+from service.domain.work import UnitOfWork
+from service.models import ItemType, Job, RiftStatus
 
 
 def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -45,11 +45,12 @@ def json_body(req: falcon.Request) -> dict[str, Any]:
 
 
 class RiftCollection:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, work: UnitOfWork) -> None:
+        self.authenticate = authenticate
+        self.work = work
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        user = self.ctx.user(req)
+        user = self.authenticate(req)
         body = json_body(req)
         spec = NewRift(
             title=_field(body, "title", str),
@@ -62,35 +63,41 @@ class RiftCollection:
                 _field(body, "requires_manual_review", bool, required=False)
             ),
         )
-        with transaction(self.ctx.sessions) as session:
-            rift = create_rift(session, user, spec, now=self.ctx.clock(), ids=self.ctx.ids)
-            view = rift_view(rift)
+        view = self.work.run(
+            lambda session, now: (
+                rift_view(create_rift(session, user, spec, now=now, ids=self.work.ids)),
+                [],
+            )
+        )
         resp.status = falcon.HTTP_201
         resp.location = f"/api/rifts/{view['id']}"
         resp.media = view
 
 
 class RiftItem:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, work: UnitOfWork) -> None:
+        self.authenticate = authenticate
+        self.work = work
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, rift_id: str) -> None:
-        user = self.ctx.user(req)
-        with self.ctx.sessions() as session:
+        user = self.authenticate(req)
+        with self.work.read() as session:
             resp.media = rift_view(load_rift(session, rift_id, user))
 
 
 class RiftTransitions:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, work: UnitOfWork) -> None:
+        self.authenticate = authenticate
+        self.work = work
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, rift_id: str) -> None:
-        user = self.ctx.user(req)
+        user = self.authenticate(req)
         body = json_body(req)
         target = _enum_field(body, "to", RiftStatus)
         expected_version = _field(body, "version", int, required=False)
         reason = _field(body, "reason", str, required=False) or "requested over the API"
-        with transaction(self.ctx.sessions) as session:
+
+        def move(session: Session, now: datetime) -> tuple[dict[str, Any], list[Job]]:
             rift, jobs = request_transition(
                 session,
                 rift_id,
@@ -98,23 +105,21 @@ class RiftTransitions:
                 target,
                 expected_version=expected_version,
                 reason=reason[:500],
-                now=self.ctx.clock(),
-                ids=self.ctx.ids,
+                now=now,
+                ids=self.work.ids,
             )
-            view = rift_view(rift)
-        dispatch_jobs(self.ctx.sessions, self.ctx.dispatcher, jobs, self.ctx.clock)
-        resp.media = view
+            return rift_view(rift), jobs
+
+        resp.media = self.work.run(move)
 
 
 class RiftEvents:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(self, authenticate: Authenticate, work: UnitOfWork) -> None:
+        self.authenticate = authenticate
+        self.work = work
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, rift_id: str) -> None:
-        user = self.ctx.user(req)
-        with self.ctx.sessions() as session:
-            load_rift(session, rift_id, user)
-            events = session.scalars(
-                select(RiftEvent).where(RiftEvent.rift_id == rift_id).order_by(RiftEvent.id)
-            )
+        user = self.authenticate(req)
+        with self.work.read() as session:
+            events = rift_events(session, rift_id, user)
             resp.media = {"rift_id": rift_id, "events": [event_view(e) for e in events]}

@@ -1,0 +1,37 @@
+"""What callers and operators may read of job records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.domain.errors import NotFound
+from service.domain.users import User
+from service.models import Job, JobState, Rift
+
+
+def readable_job(session: Session, job_id: str, user: User) -> Job:
+    """Return the job if the user asked for it, is a party to its rift, or is an admin."""
+    job = session.get(Job, job_id)
+    # Someone else's job answers exactly like a job that does not exist.
+    if job is None or not _may_read(session, user, job):
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def _may_read(session: Session, user: User, job: Job) -> bool:
+    if user.is_admin or job.requested_by == user.id:
+        return True
+    rift = session.get(Rift, job.rift_id) if job.rift_id else None
+    return rift is not None and user.relation_to(rift) is not None
+
+
+def jobs_in_states(session: Session, states: Sequence[JobState], limit: int) -> list[Job]:
+    """Return the most recently updated jobs in any of states (operators' failure list)."""
+    return list(
+        session.scalars(
+            select(Job).where(Job.state.in_(states)).order_by(Job.updated_at.desc()).limit(limit)
+        )
+    )
