@@ -105,7 +105,7 @@ def test_a_blob_larger_than_one_part_streams_in_bounded_memory(store: BlobStore)
 def test_an_upload_over_the_limit_is_refused_and_leaves_nothing_behind(store: BlobStore):
     data = pseudo_random(2 * S3_PART_BYTES + 1)
 
-    with pytest.raises(PayloadTooLarge, match="big.bin is larger than the"):
+    with pytest.raises(PayloadTooLarge, match=r"big\.bin is larger than the"):
         store.write(chunks_of(data), max_bytes=2 * S3_PART_BYTES, label="big.bin")
 
     assert keys(store) == set()

@@ -13,10 +13,12 @@ import falcon.testing
 import pytest
 from sqlalchemy import select
 
+from service.blobs import blob_store_from_settings
 from service.db import SessionFactory
 from service.domain.queues import SCAN_ASSET
 from service.domain.users import Role
 from service.models import Job
+from service.settings import Settings
 from tests.scanning.clamd_process import (
     RunningClamd,
     run_start_script,
@@ -101,6 +103,21 @@ def age(path: os.PathLike[str] | str, moment: datetime) -> None:
 def blob_files(root: Path) -> set[str]:
     """Storage keys of the files under a blob (or quarantine) directory."""
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def stored_keys(settings: Settings) -> set[str]:
+    """Storage keys of the blobs in the store settings name (local directory or S3)."""
+    return {b.key for b in blob_store_from_settings(settings).list_blobs()}
+
+
+def quarantined_keys(settings: Settings) -> set[str]:
+    return {b.key for b in blob_store_from_settings(settings).list_quarantined()}
+
+
+def stored_content(settings: Settings, key: str) -> bytes:
+    """A blob's bytes, wherever the store keeps it (quarantine included)."""
+    with blob_store_from_settings(settings).open(key) as stream:
+        return stream.read()
 
 
 def start_clamd_on(runtime_dir: Path, port: int, *options: str) -> RunningClamd:

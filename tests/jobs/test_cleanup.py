@@ -19,7 +19,16 @@ from service.domain.queues import CLEAN_UP_RIFT
 from service.domain.users import Role
 from service.models import Asset, Job
 from service.settings import Settings
-from tests.jobs.conftest import EICAR, blob_files, events, status, wait_for_job, wait_for_verdict
+from tests.jobs.conftest import (
+    EICAR,
+    blob_files,
+    events,
+    quarantined_keys,
+    status,
+    stored_keys,
+    wait_for_job,
+    wait_for_verdict,
+)
 from tests.support.flows import BUYER, DELIVERY_NOTE, OPERATOR, funded_rift, submit
 
 pytestmark = pytest.mark.slow
@@ -69,6 +78,7 @@ def run_cleanup_again(sessions, api_context, rift_id: str) -> str:
     return job.id
 
 
+@pytest.mark.parametrize("blob_store", ["local", "s3"], indirect=True)
 def test_a_refund_deletes_the_rifts_blobs_keeps_tombstones_and_a_second_run_deletes_nothing(
     client, auth, settings: Settings, sessions, api_context, start_worker
 ):
@@ -76,8 +86,8 @@ def test_a_refund_deletes_the_rifts_blobs_keeps_tombstones_and_a_second_run_dele
     rift, submitted = proof_under_review(
         client, auth, [note("a.txt"), note("b.txt"), ("eicar.txt", EICAR, "text/plain")]
     )
-    assert len(blob_files(settings.blob_dir)) == 2
-    [quarantined] = blob_files(settings.quarantine_dir)
+    assert len(stored_keys(settings)) == 2
+    [quarantined] = quarantined_keys(settings)
 
     move(client, auth, rift["id"], "REFUNDED")
 
@@ -85,9 +95,9 @@ def test_a_refund_deletes_the_rifts_blobs_keeps_tombstones_and_a_second_run_dele
     job = wait_for_job(client, auth, job_id)
     assert job["state"] == "SUCCEEDED"
     assert job["result"] == {"rift_id": rift["id"], "assets_deleted": 4, "blobs_deleted": 2}
-    assert blob_files(settings.blob_dir) == set()
+    assert stored_keys(settings) == set()
     # The infected file stays in quarantine for its retention; the sweep removes it later.
-    assert blob_files(settings.quarantine_dir) == {quarantined}
+    assert quarantined_keys(settings) == {quarantined}
     tombstones = status(client, auth, rift["id"])["result"]["assets"]
     assert sorted(a["asset_id"] for a in tombstones) == sorted(submitted["asset_ids"])
     assert all(a["deleted"] for a in tombstones)

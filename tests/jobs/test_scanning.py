@@ -21,8 +21,11 @@ from tests.jobs.conftest import (
     SMALL_STREAM_MAX_KIB,
     blob_files,
     events,
+    quarantined_keys,
     scan_job_ids,
     status,
+    stored_content,
+    stored_keys,
     wait_for_job,
     wait_for_verdict,
 )
@@ -54,6 +57,7 @@ def zip_of(name: str, content: bytes) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.parametrize("blob_store", ["local", "s3"], indirect=True)
 def test_an_eicar_file_is_quarantined_named_in_the_status_and_sends_the_proof_to_review(
     client, auth, settings: Settings, sessions, start_worker
 ):
@@ -63,7 +67,7 @@ def test_an_eicar_file_is_quarantined_named_in_the_status_and_sends_the_proof_to
     assert submitted.status_code == 202, submitted.text
     [asset_id] = submitted.json["asset_ids"]
     key = storage_keys(sessions, [asset_id])[asset_id]
-    assert key in blob_files(settings.blob_dir)
+    assert key in stored_keys(settings)
 
     # The scan finishes first; verification then still reads the (quarantined) file.
     start_worker(["scan"])
@@ -82,8 +86,9 @@ def test_an_eicar_file_is_quarantined_named_in_the_status_and_sends_the_proof_to
     assert asset["quarantined"] is True
     assert asset["mime_type"] == "text/plain"
     assert "file.missing" not in [i["code"] for i in asset["issues"]]
-    assert key not in blob_files(settings.blob_dir)
-    assert (settings.quarantine_dir / key).read_bytes() == EICAR
+    assert key not in stored_keys(settings)
+    assert quarantined_keys(settings) == {key}
+    assert stored_content(settings, key) == EICAR
     quarantined = [e for e in events(client, auth, rift["id"]) if e["kind"] == "asset_quarantined"]
     assert len(quarantined) == 1
     assert EICAR_SIGNATURE in quarantined[0]["reason"]

@@ -47,6 +47,8 @@ def job_record(client: Any, auth: Any, job_id: str) -> dict[str, Any]:
     return dict(client.simulate_get(f"/api/jobs/{job_id}", headers=auth(SELLER)).json)
 
 
+# The object store too: the API streams to S3, the worker reads the object back.
+@pytest.mark.parametrize("blob_store", ["local", "s3"], indirect=True)
 def test_a_worker_verifies_a_clean_submission_and_the_status_shows_the_verdict(
     client, auth, start_worker
 ):
