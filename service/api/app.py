@@ -10,7 +10,12 @@ import structlog
 from falcon.media.multipart import MultipartFormHandler
 
 from service.api.context import ApiContext
-from service.api.errors import handle_domain_error, serialize_http_error
+from service.api.errors import (
+    DATABASE_UNAVAILABLE,
+    handle_database_unavailable,
+    handle_domain_error,
+    serialize_http_error,
+)
 from service.api.metrics import ApiMetrics, MetricsMiddleware, MetricsResource
 from service.api.openapi import OpenApiResource
 from service.api.resources.health import Liveness, Readiness
@@ -61,6 +66,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     assert isinstance(multipart, MultipartFormHandler)
     multipart.parse_options.max_body_part_count = ctx.settings.max_files_per_proof + 8
     app.add_error_handler(DomainError, handle_domain_error)
+    app.add_error_handler(DATABASE_UNAVAILABLE, handle_database_unavailable)
     app.set_error_serializer(serialize_http_error)
 
     # Each resource gets only the services it calls.

@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import falcon
+from sqlalchemy import exc as db_errors
 
 from service.domain import errors
+
+# A database that is down, restarting or unreachable: the request may succeed if sent again.
+DATABASE_UNAVAILABLE = (
+    db_errors.OperationalError,
+    db_errors.InterfaceError,
+    db_errors.TimeoutError,
+)
+DATABASE_RETRY_AFTER_S = 5
 
 STATUS_BY_ERROR: dict[type[errors.DomainError], str] = {
     errors.Unauthenticated: falcon.HTTP_401,
@@ -48,4 +57,19 @@ def serialize_http_error(
     resp.media = {
         "error": (exception.title or "error").lower().replace(" ", "_"),
         "message": exception.description or exception.title or "request failed",
+    }
+
+
+def handle_database_unavailable(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
+) -> None:
+    """Answer 503 with Retry-After when the database cannot be reached (never a 500)."""
+    resp.status = falcon.HTTP_503
+    resp.append_header("Retry-After", str(DATABASE_RETRY_AFTER_S))
+    resp.media = {
+        "error": "database_unavailable",
+        "message": (
+            "the database is unavailable right now; nothing was saved, "
+            f"send the same request again in {DATABASE_RETRY_AFTER_S} seconds"
+        ),
     }
