@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Runtime and dev dependencies for Python 3.11 on Linux x86_64, with hashes: `make lock`.
+LOCK := requirements.lock
+LOCK_PLATFORM := x86_64-unknown-linux-gnu
 APT_PACKAGES := clamav-daemon clamav clamdscan clamav-testfiles prometheus libmagic1 redis-server redis-tools
 API_URL ?= http://127.0.0.1:8000
 
@@ -19,7 +22,8 @@ export SCAN_PROCESSES ?= 1
 help:
 	@echo "make run    - set up and start API, workers, scheduler, clamd (and Redis if none answers)"
 	@echo "make test   - set up and run the test suite (real Redis, PostgreSQL, clamd, Prometheus)"
-	@echo "make check  - ruff and mypy --strict"
+	@echo "make check  - ruff check, ruff format --check, mypy --strict"
+	@echo "make lock   - re-resolve requirements.lock after editing pyproject.toml"
 	@echo "make bench  - benchmarks with ratios against same-run baselines"
 	@echo "make status | stop | logs | demo | dashboards"
 
@@ -34,14 +38,22 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, hash-checked, then the project itself on top of them.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -m venv $(VENV) || (apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
 .PHONY: venv
 venv: $(STAMP)
+
+# Re-resolve the lock after editing pyproject.toml's dependencies; existing pins stay where
+# the bounds allow. `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed.
+.PHONY: lock
+lock: venv
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform $(LOCK_PLATFORM) $(LOCK_FLAGS) --output-file $(LOCK)
 
 .PHONY: setup
 setup: system-deps venv
