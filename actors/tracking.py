@@ -9,7 +9,7 @@ from typing import Any
 
 import dramatiq
 import structlog
-from dramatiq.middleware import Middleware, SkipMessage
+from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from actors.job_records import JobRecords
 from service.db import SessionFactory
@@ -20,6 +20,15 @@ from service.models import FINAL_JOB_STATES, Job, JobState
 log = logging.getLogger(__name__)
 
 FinalFailureHook = Callable[[dramatiq.Message[Any], Job, BaseException | None], None]
+
+
+class JobRecordUnavailable(MiddlewareError):
+    """The RUNNING write failed (database down): the message is retried, not run unrecorded.
+
+    A MiddlewareError is the one kind of error Dramatiq lets out of a before-hook: the
+    worker then skips the actor and hands the error to the after-hooks, so Retries puts
+    the message back with a back-off instead of running a job nobody has a record of.
+    """
 
 
 class JobTracking(Middleware):
@@ -52,7 +61,14 @@ class JobTracking(Middleware):
         self.records.close()
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        start, rift_id = self.records.start_attempt(message.message_id, self.clock())
+        try:
+            start, rift_id = self.records.start_attempt(message.message_id, self.clock())
+        except Exception as exc:
+            log.warning(
+                "could not mark the job RUNNING; retrying the message instead of running it",
+                extra={"job_id": message.message_id, "error": _describe(exc)},
+            )
+            raise JobRecordUnavailable(f"job record not written: {_describe(exc)}") from exc
         if start is AttemptStart.ALREADY_FINISHED:
             # At-least-once delivery: a redelivered message of a finished job is dropped.
             log.info(
