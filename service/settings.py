@@ -1,110 +1,252 @@
-"""One settings object, read from the environment in one place."""
+"""One settings object, read from the environment in one place.
+
+Each field declares its environment variable, default and meaning once (in its metadata);
+`from_env` reads them, `to_env` writes them for a child process, and a test checks that
+the README's configuration table lists every one.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from service.verification.thresholds import VerificationThresholds
 
 MIB = 1024 * 1024
+ENV_METADATA_KEY = "env"
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
-def redis_url_from_env(env: Mapping[str, str]) -> str:
+@dataclass(frozen=True)
+class EnvVar:
+    """The environment variable a setting is read from, and what the README says of it."""
+
+    name: str
+    doc: str
+    #: How the README shows a default that from_env works out (None: the field's default).
+    shown_default: str | None = None
+
+
+def env_var(name: str, doc: str, *, shown_default: str | None = None) -> dict[str, EnvVar]:
+    """Field metadata naming the setting's environment variable."""
+    return {ENV_METADATA_KEY: EnvVar(name, doc, shown_default)}
+
+
+def redis_url_from_env(environ: Mapping[str, str]) -> str:
     """Return REDIS_URL, else build one from the seed's REDIS_HOST/PORT/PASSWORD/DB."""
-    if env.get("REDIS_URL"):
-        return env["REDIS_URL"]
-    host = env.get("REDIS_HOST", "127.0.0.1")
-    port = env.get("REDIS_PORT", "6379")
-    db = env.get("REDIS_DB", "0")
-    password = env.get("REDIS_PASSWORD", "")
+    if environ.get("REDIS_URL"):
+        return environ["REDIS_URL"]
+    host = environ.get("REDIS_HOST", "127.0.0.1")
+    port = environ.get("REDIS_PORT", "6379")
+    db = environ.get("REDIS_DB", "0")
+    password = environ.get("REDIS_PASSWORD", "")
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{host}:{port}/{db}"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+def _parse(kind: str, name: str, raw: str) -> Any:
+    """Convert raw to the field's annotated type (annotations are strings here)."""
+    if kind in ("str", "str | None"):
+        return raw
+    if kind == "Path":
+        return Path(raw)
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if kind == "bool":
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    raise AssertionError(f"no parser for settings of type {kind}")
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+def _format(value: Any) -> str:
+    """Write a setting's value the way _parse reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the API, the workers and the scheduler are configured by."""
 
-    database_url: str
-    redis_url: str
-    data_dir: Path
-    jwt_secret: str
-    license_key_secret: str
-    environment: str = "development"
-    log_format: str = "console"
-    max_file_bytes: int = 50 * MIB
-    max_request_bytes: int = 120 * MIB
-    max_files_per_proof: int = 10
-    clamd_address: str = "tcp://127.0.0.1:3310"
-    scan_timeout_s: float = 30.0
-    sentry_dsn: str | None = None
-    url_reachability_check: bool = False
+    database_url: str = field(
+        metadata=env_var(
+            "DATABASE_URL",
+            "SQLAlchemy URL; `postgresql+psycopg://...` for PostgreSQL",
+            shown_default="sqlite:///var/rift.sqlite3",
+        )
+    )
+    redis_url: str = field(
+        metadata=env_var(
+            "REDIS_URL",
+            "broker URL; wins over the `REDIS_*` variables",
+            shown_default="built from the four below",
+        )
+    )
+    data_dir: Path = field(
+        metadata=env_var(
+            "RIFT_DATA_DIR",
+            "blobs under `blobs/`, quarantined files under `quarantine/`",
+            shown_default="var",
+        )
+    )
+    jwt_secret: str = field(
+        metadata=env_var(
+            "JWT_SECRET", "HS256 secret for bearer tokens", shown_default="development value"
+        )
+    )
+    license_key_secret: str = field(
+        metadata=env_var(
+            "LICENSE_KEY_SECRET",
+            "at least 32 bytes; encrypts license keys and keys their fingerprints",
+            shown_default="development value",
+        )
+    )
+    environment: str = field(
+        default="development",
+        metadata=env_var("RIFT_ENV", "`production` requires both secrets below and logs JSON"),
+    )
+    log_format: str = field(
+        default="console",
+        metadata=env_var(
+            "LOG_FORMAT", "log renderer", shown_default="console (json in production)"
+        ),
+    )
+    max_file_bytes: int = field(
+        default=50 * MIB,
+        metadata=env_var("MAX_FILE_BYTES", "per-file limit, enforced while streaming (413)"),
+    )
+    max_request_bytes: int = field(
+        default=120 * MIB,
+        metadata=env_var("MAX_REQUEST_BYTES", "whole-request limit, checked before reading (413)"),
+    )
+    max_files_per_proof: int = field(
+        default=10, metadata=env_var("MAX_FILES_PER_PROOF", "files in one submission")
+    )
+    clamd_address: str = field(
+        default="tcp://127.0.0.1:3310",
+        metadata=env_var("CLAMD_ADDRESS", "clamd, `tcp://host:port` or `unix:///path/clamd.ctl`"),
+    )
+    scan_timeout_s: float = field(
+        default=30.0, metadata=env_var("SCAN_TIMEOUT_S", "per socket operation with clamd")
+    )
+    sentry_dsn: str | None = field(
+        default=None,
+        metadata=env_var("SENTRY_DSN", "enables Sentry (API 5xx, jobs that finally failed)"),
+    )
+    url_reachability_check: bool = field(
+        default=False,
+        metadata=env_var(
+            "URL_REACHABILITY_CHECK",
+            "probe URLs (SSRF-safe: resolve once, pin, re-check redirects)",
+        ),
+    )
     # Verification thresholds that operators tune (DESIGN section 3 defaults).
-    review_subtotal_minor: int = 1_000_000
-    auto_release_hours: int = 72
-    auto_release_hours_digital: int = 48
+    review_subtotal_minor: int = field(
+        default=1_000_000,
+        metadata=env_var("REVIEW_SUBTOTAL_MINOR", "subtotals above this always go to review"),
+    )
+    auto_release_hours: int = field(
+        default=72, metadata=env_var("AUTO_RELEASE_HOURS", "hours from approval to release")
+    )
+    auto_release_hours_digital: int = field(
+        default=48,
+        metadata=env_var("AUTO_RELEASE_HOURS_DIGITAL", "the same for digital goods"),
+    )
     # Job system.
-    relay_interval_s: float = 2.0
-    relay_grace_s: float = 5.0
-    job_retention_days: int = 30
-    quarantine_retention_days: int = 90
-    broker_heartbeat_timeout_ms: int = 60_000
+    relay_interval_s: float = field(
+        default=2.0, metadata=env_var("RELAY_INTERVAL_S", "how often the outbox relay runs")
+    )
+    relay_grace_s: float = field(
+        default=5.0,
+        metadata=env_var("RELAY_GRACE_S", "how old an undispatched job must be for the relay"),
+    )
+    job_retention_days: int = field(
+        default=30, metadata=env_var("JOB_RETENTION_DAYS", "finished job records kept this long")
+    )
+    quarantine_retention_days: int = field(
+        default=90,
+        metadata=env_var("QUARANTINE_RETENTION_DAYS", "quarantined files kept this long"),
+    )
+    broker_heartbeat_timeout_ms: int = field(
+        default=60_000,
+        metadata=env_var(
+            "BROKER_HEARTBEAT_TIMEOUT_MS",
+            "after this silence a dead worker's messages are redelivered",
+        ),
+    )
     # Out of a million broker commands, how many also requeue messages of dead workers.
-    broker_maintenance_chance: int = 10_000
-    max_retries: int = 5
-    min_backoff_ms: int = 1_000
-    max_backoff_ms: int = 300_000
-    collector_host: str = "127.0.0.1"
-    collector_port: int = 9300
+    broker_maintenance_chance: int = field(
+        default=10_000,
+        metadata=env_var(
+            "BROKER_MAINTENANCE_CHANCE",
+            "per million broker calls, how many also run that redelivery",
+        ),
+    )
+    max_retries: int = field(default=5, metadata=env_var("JOB_MAX_RETRIES", "retry policy"))
+    min_backoff_ms: int = field(
+        default=1_000, metadata=env_var("JOB_MIN_BACKOFF_MS", "first retry's back-off")
+    )
+    max_backoff_ms: int = field(
+        default=300_000, metadata=env_var("JOB_MAX_BACKOFF_MS", "longest retry back-off")
+    )
+    collector_host: str = field(
+        default="127.0.0.1", metadata=env_var("COLLECTOR_HOST", "the scheduler's metrics endpoint")
+    )
+    collector_port: int = field(
+        default=9300, metadata=env_var("COLLECTOR_PORT", "the scheduler's metrics port")
+    )
     # Pages: where operators' links point (sign-in links, Grafana, Sentry).
-    public_url: str = "http://127.0.0.1:8000"
-    grafana_url: str = "http://127.0.0.1:3000"
-    sentry_issues_url: str | None = None
+    public_url: str = field(
+        default="http://127.0.0.1:8000",
+        metadata=env_var("RIFT_PUBLIC_URL", "this service's address in links it prints"),
+    )
+    grafana_url: str = field(
+        default="http://127.0.0.1:3000",
+        metadata=env_var("GRAFANA_URL", "where Grafana links point"),
+    )
+    sentry_issues_url: str | None = field(
+        default=None, metadata=env_var("SENTRY_ISSUES_URL", "where Sentry links point")
+    )
     # Blob store: empty is the local directory under data_dir; s3://bucket/prefix an object store.
-    blob_store: str = ""
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+    blob_store: str = field(
+        default="",
+        metadata=env_var(
+            "BLOB_STORE",
+            "empty: local files under `RIFT_DATA_DIR`; `s3://bucket/prefix`: an object store",
+            shown_default="empty",
+        ),
+    )
+    s3_endpoint_url: str | None = field(
+        default=None, metadata=env_var("S3_ENDPOINT_URL", "S3-compatible endpoint (unset: AWS)")
+    )
+    s3_region: str = field(
+        default="us-east-1", metadata=env_var("S3_REGION", "object store region")
+    )
+    s3_access_key_id: str | None = field(
+        default=None, metadata=env_var("S3_ACCESS_KEY_ID", "object store credentials")
+    )
+    s3_secret_access_key: str | None = field(
+        default=None, metadata=env_var("S3_SECRET_ACCESS_KEY", "object store credentials")
+    )
 
     def thresholds(self) -> VerificationThresholds:
         """The verification rules' numbers, with the ones operators set from the environment."""
@@ -130,46 +272,54 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from the environment (or a mapping standing in for it)."""
-        env = os.environ if env is None else env
-        data_dir = Path(env.get("RIFT_DATA_DIR", "var")).resolve()
-        environment = env.get("RIFT_ENV", "development")
-        jwt_secret = env.get("JWT_SECRET", "")
-        key_secret = env.get("LICENSE_KEY_SECRET", "")
-        if environment == "production" and (not jwt_secret or not key_secret):
+        environ = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for setting, var in env_fields():
+            raw = environ.get(var.name, "")
+            if raw != "":
+                values[setting.name] = _parse(str(setting.type), var.name, raw)
+        # The defaults worked out from other settings.
+        data_dir = Path(values.get("data_dir", "var")).resolve()
+        values["data_dir"] = data_dir
+        values.setdefault("database_url", f"sqlite:///{data_dir / 'rift.sqlite3'}")
+        values["redis_url"] = redis_url_from_env(environ)
+        environment = values.setdefault("environment", "development")
+        if environment == "production" and not (
+            values.get("jwt_secret") and values.get("license_key_secret")
+        ):
             raise SettingsError("JWT_SECRET and LICENSE_KEY_SECRET must be set in production")
-        return cls(
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'rift.sqlite3'}",
-            redis_url=redis_url_from_env(env),
-            data_dir=data_dir,
-            jwt_secret=jwt_secret or "dev-only-jwt-secret-change-me-0123456789",
-            license_key_secret=key_secret or "dev-only-license-key-secret-change-me-0123456789",
-            environment=environment,
-            log_format=env.get("LOG_FORMAT", "json" if environment == "production" else "console"),
-            max_file_bytes=_int(env, "MAX_FILE_BYTES", 50 * MIB),
-            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 120 * MIB),
-            max_files_per_proof=_int(env, "MAX_FILES_PER_PROOF", 10),
-            clamd_address=env.get("CLAMD_ADDRESS", "tcp://127.0.0.1:3310"),
-            scan_timeout_s=_float(env, "SCAN_TIMEOUT_S", 30.0),
-            sentry_dsn=env.get("SENTRY_DSN") or None,
-            url_reachability_check=_bool(env, "URL_REACHABILITY_CHECK", False),
-            review_subtotal_minor=_int(env, "REVIEW_SUBTOTAL_MINOR", 1_000_000),
-            relay_interval_s=_float(env, "RELAY_INTERVAL_S", 2.0),
-            relay_grace_s=_float(env, "RELAY_GRACE_S", 5.0),
-            job_retention_days=_int(env, "JOB_RETENTION_DAYS", 30),
-            quarantine_retention_days=_int(env, "QUARANTINE_RETENTION_DAYS", 90),
-            broker_heartbeat_timeout_ms=_int(env, "BROKER_HEARTBEAT_TIMEOUT_MS", 60_000),
-            broker_maintenance_chance=_int(env, "BROKER_MAINTENANCE_CHANCE", 10_000),
-            max_retries=_int(env, "JOB_MAX_RETRIES", 5),
-            min_backoff_ms=_int(env, "JOB_MIN_BACKOFF_MS", 1_000),
-            max_backoff_ms=_int(env, "JOB_MAX_BACKOFF_MS", 300_000),
-            collector_host=env.get("COLLECTOR_HOST", "127.0.0.1"),
-            collector_port=_int(env, "COLLECTOR_PORT", 9300),
-            public_url=env.get("RIFT_PUBLIC_URL") or "http://127.0.0.1:8000",
-            grafana_url=env.get("GRAFANA_URL") or "http://127.0.0.1:3000",
-            sentry_issues_url=env.get("SENTRY_ISSUES_URL") or None,
-            blob_store=env.get("BLOB_STORE", ""),
-            s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
-            s3_region=env.get("S3_REGION") or "us-east-1",
-            s3_access_key_id=env.get("S3_ACCESS_KEY_ID") or None,
-            s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY") or None,
-        )
+        values.setdefault("jwt_secret", "dev-only-jwt-secret-change-me-0123456789")
+        values.setdefault("license_key_secret", "dev-only-license-key-secret-change-me-0123456789")
+        values.setdefault("log_format", "json" if environment == "production" else "console")
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make from_env read exactly these settings.
+
+        Every variable is present (unset ones as ""), so nothing a child process inherits
+        from its parent's environment changes what it reads.
+        """
+        return {
+            var.name: "" if value is None else _format(value)
+            for setting, var in env_fields()
+            for value in [getattr(self, setting.name)]
+        }
+
+
+def env_fields() -> Iterator[tuple[Field[Any], EnvVar]]:
+    """Every setting read from the environment, with its variable."""
+    for setting in fields(Settings):
+        var = setting.metadata.get(ENV_METADATA_KEY)
+        if isinstance(var, EnvVar):
+            yield setting, var
+
+
+def documented_default(setting: Field[Any], var: EnvVar) -> str:
+    """The default as the README's configuration table shows it."""
+    if var.shown_default is not None:
+        return var.shown_default
+    if setting.default is None:
+        return "unset"
+    if isinstance(setting.default, float):
+        return f"{setting.default:g}"
+    return _format(setting.default)

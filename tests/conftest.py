@@ -131,33 +131,7 @@ def settings(
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process read these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS", "dramatiq"))}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        RIFT_DATA_DIR=str(settings.data_dir),
-        JWT_SECRET=settings.jwt_secret,
-        LICENSE_KEY_SECRET=settings.license_key_secret,
-        CLAMD_ADDRESS=settings.clamd_address,
-        SCAN_TIMEOUT_S=str(settings.scan_timeout_s),
-        MAX_FILE_BYTES=str(settings.max_file_bytes),
-        MAX_REQUEST_BYTES=str(settings.max_request_bytes),
-        RELAY_GRACE_S=str(settings.relay_grace_s),
-        RELAY_INTERVAL_S=str(settings.relay_interval_s),
-        JOB_MAX_RETRIES=str(settings.max_retries),
-        JOB_MIN_BACKOFF_MS=str(settings.min_backoff_ms),
-        JOB_MAX_BACKOFF_MS=str(settings.max_backoff_ms),
-        BROKER_HEARTBEAT_TIMEOUT_MS=str(settings.broker_heartbeat_timeout_ms),
-        BROKER_MAINTENANCE_CHANCE=str(settings.broker_maintenance_chance),
-        REVIEW_SUBTOTAL_MINOR=str(settings.review_subtotal_minor),
-        URL_REACHABILITY_CHECK=str(settings.url_reachability_check).lower(),
-        LOG_FORMAT="console",
-        dramatiq_worker_timeout="50",
-        BLOB_STORE=settings.blob_store,
-        S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
-        S3_REGION=settings.s3_region,
-        S3_ACCESS_KEY_ID=settings.s3_access_key_id or "",
-        S3_SECRET_ACCESS_KEY=settings.s3_secret_access_key or "",
-    )
+    env.update(settings.to_env(), LOG_FORMAT="console", dramatiq_worker_timeout="50")
     env.update(extra)
     return env
 
