@@ -1,4 +1,8 @@
-"""Broker setup: the one entry point that wires workers (`dramatiq actors.broker:setup`)."""
+"""Worker setup: the one entry point that wires workers (`dramatiq actors.broker:setup`).
+
+The broker itself is built by actors/transport.py, shared with the API and the scheduler;
+this module adds what only workers have: job tracking, heartbeats, services and actors.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,8 @@ import logging
 from typing import Any
 
 import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
-    CurrentMessage,
-    Pipelines,
-    Retries,
-    ShutdownNotifications,
-    TimeLimit,
-)
+from dramatiq.middleware import AgeLimit
 from sqlalchemy.pool import NullPool
 
 from actors import cleanup, scan, verification
@@ -24,7 +19,7 @@ from actors.heartbeat import WorkerHeartbeat
 from actors.job_records import JobRecords
 from actors.services import WorkerServices
 from actors.tracking import JobTracking
-from actors.wakeful import WakefulRedisBroker
+from actors.transport import build_broker, redis_client
 from service.blobs import blob_store_from_settings
 from service.db import SessionFactory, create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
@@ -42,47 +37,6 @@ from service.settings import Settings
 from service.verification.license_keys import LicenseKeyVault
 
 log = logging.getLogger(__name__)
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
-    )
-
-
-def build_broker(
-    settings: Settings,
-    *,
-    tracking: list[Any] | None = None,
-    extra_middleware: list[Any] | None = None,
-) -> WakefulRedisBroker:
-    """A Redis broker with retry and time-limit middleware, plus the project's own.
-
-    Dramatiq runs `after_*` hooks in reverse order, so `tracking` middleware sits before
-    Retries in the list: its after_process_message then runs after Retries has decided
-    whether the message is retried or failed for good.
-    """
-    middleware = [
-        AgeLimit(),
-        TimeLimit(),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-        *(tracking or []),
-        Retries(
-            max_retries=settings.max_retries,
-            min_backoff=settings.min_backoff_ms,
-            max_backoff=settings.max_backoff_ms,
-        ),
-        CurrentMessage(),
-        *(extra_middleware or []),
-    ]
-    return WakefulRedisBroker(  # type: ignore[no-untyped-call]
-        client=redis_client(settings),
-        middleware=middleware,
-        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
-        maintenance_chance=settings.broker_maintenance_chance,
-    )
 
 
 def build_services(

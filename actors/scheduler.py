@@ -17,15 +17,12 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from actors.broker import build_broker, redis_client
 from actors.collector import RiftCollector
-from actors.dispatch import DramatiqDispatcher
-from actors.queue_stats import RedisQueueStats
+from actors.transport import connect_transport
 from service.blobs import blob_store_from_settings
 from service.db import create_db_engine, create_session_factory
 from service.domain.clock import utcnow
 from service.domain.jobs import relay_outbox
-from service.domain.queues import QUEUE_NAMES
 from service.domain.retention import RetentionPolicy, count_stuck_jobs, sweep
 from service.observability.logs import configure_logging
 from service.observability.sentry import init_sentry
@@ -73,7 +70,7 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
     init_sentry(settings, "scheduler")
     sessions = create_session_factory(create_db_engine(settings.database_url))
     blobs = blob_store_from_settings(settings)
-    dispatcher = DramatiqDispatcher(build_broker(settings))
+    transport = connect_transport(settings)
     scanner = ClamdScanner(ClamdAddress.parse(settings.clamd_address), timeout_s=2.0)
     policy = RetentionPolicy(
         job_records=timedelta(days=settings.job_retention_days),
@@ -81,11 +78,7 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
     )
 
     registry = CollectorRegistry()
-    registry.register(
-        RiftCollector(
-            RedisQueueStats(redis_client(settings), QUEUE_NAMES), sessions, scanner, utcnow
-        )
-    )
+    registry.register(RiftCollector(transport.queue_stats, sessions, scanner, utcnow))
     port = collector_port or settings.collector_port
     start_http_server(port, addr=settings.collector_host, registry=registry)
     log.info("collector listening", extra={"port": port})
@@ -95,7 +88,7 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
         PeriodicTask(
             "relay",
             settings.relay_interval_s,
-            lambda: relay_outbox(sessions, dispatcher, utcnow, grace),
+            lambda: relay_outbox(sessions, transport.dispatcher, utcnow, grace),
         ),
         PeriodicTask(
             "retention", SWEEP_INTERVAL_S, lambda: sweep(sessions, blobs, policy, utcnow())
