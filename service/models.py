@@ -25,6 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Re-exported: the asset rows store the scanner's own vocabulary.
+from service.scanning.status import ScanStatus as ScanStatus
+
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -78,14 +81,6 @@ class AssetType(enum.StrEnum):
     TRACKING = "TRACKING"
     URL = "URL"
     TEXT = "TEXT"
-
-
-class ScanStatus(enum.StrEnum):
-    NOT_APPLICABLE = "NOT_APPLICABLE"
-    PENDING = "PENDING"
-    CLEAN = "CLEAN"
-    INFECTED = "INFECTED"
-    ERROR = "ERROR"
 
 
 class JobState(enum.StrEnum):

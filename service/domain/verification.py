@@ -28,7 +28,6 @@ from service.models import (
 from service.verification.issues import AssetCheck, Deduction, Issue
 from service.verification.thresholds import VerificationThresholds
 from service.verification.verdict import AssetVerdictInput, RiftRisk, decide
-from service.verification.verdict import ScanStatus as VerdictScanStatus
 
 
 @dataclass(frozen=True)
@@ -239,12 +238,7 @@ def finalize_if_complete(
     rift = session.get_one(Rift, proof.rift_id, with_for_update=True)
     verdict = decide(
         [
-            AssetVerdictInput(
-                check=stored_check(a, rules.thresholds),
-                scan_status=None
-                if a.scan_status is ScanStatus.NOT_APPLICABLE
-                else VerdictScanStatus(a.scan_status.value),
-            )
+            AssetVerdictInput(check=stored_check(a, rules.thresholds), scan_status=a.scan_status)
             for a in live
         ],
         RiftRisk(

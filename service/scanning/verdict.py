@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, TypeAlias
 
+from service.scanning.status import ScanStatus
+
 # Either a readable binary file object (read in bounded chunks, never whole) or an iterable
 # of byte chunks, e.g. a storage backend's download stream.
 ChunkSource: TypeAlias = Iterable[bytes] | BinaryIO
-
-
-class ScanStatus(enum.StrEnum):
-    CLEAN = "CLEAN"
-    INFECTED = "INFECTED"
-    # The file could not be scanned completely (over the stream limit, a clamd limit hit, a
-    # clamd error about this file). Definitive: a retry gives the same answer, so the proof
-    # goes to review instead of being retried forever.
-    ERROR = "ERROR"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,52 +2,26 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import magic
-
 from service.verification.images import inspect_image
 from service.verification.issues import AssetCheck, ScoreCard
 from service.verification.pdf import inspect_pdf
+from service.verification.sniffing import (
+    ALLOWED_MIMES,
+    IMAGE_MIMES,
+    OCTET_STREAM,
+    OOXML_MIMES,
+    PDF,
+    ZIP,
+    normalize_mime,
+    sniff_mime,
+)
 from service.verification.thresholds import VerificationThresholds
 from service.verification.zips import inspect_zip
-
-PDF = "application/pdf"
-JPEG = "image/jpeg"
-PNG = "image/png"
-GIF = "image/gif"
-WEBP = "image/webp"
-ZIP = "application/zip"
-TEXT = "text/plain"
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-OCTET_STREAM = "application/octet-stream"
-
-ALLOWED_MIMES = frozenset({PDF, JPEG, PNG, GIF, WEBP, ZIP, TEXT, DOCX, XLSX, PPTX})
-IMAGE_MIMES = frozenset({JPEG, PNG, GIF, WEBP})
-OOXML_MIMES = frozenset({DOCX, XLSX, PPTX})
-# Names clients and older tools use for the same types.
-MIME_ALIASES = {
-    "image/jpg": JPEG,
-    "image/pjpeg": JPEG,
-    "image/x-png": PNG,
-    "application/x-pdf": PDF,
-    "application/x-zip": ZIP,
-    "application/x-zip-compressed": ZIP,
-    "application/zip-compressed": ZIP,
-    # libmagic guesses these from punctuation in ordinary prose; to a reader they are text.
-    "text/csv": TEXT,
-    "text/x-log": TEXT,
-}
-# The part folder that marks each OOXML flavour inside its zip container.
-OOXML_BY_FOLDER = (("word/", DOCX), ("xl/", XLSX), ("ppt/", PPTX))
-OOXML_MANIFEST = "[Content_Types].xml"
 
 
 @dataclass(frozen=True)
@@ -62,47 +36,6 @@ class FileCheck:
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape of this file check."""
         return {**self.check.to_dict(), "sniffed_mime": self.sniffed_mime, "facts": self.facts}
-
-
-def normalize_mime(mime: str) -> str:
-    """Lower-case a MIME type, drop its parameters and map known aliases."""
-    bare = mime.split(";", 1)[0].strip().lower()
-    return MIME_ALIASES.get(bare, bare)
-
-
-def sniff_mime(source: Path | bytes) -> str:
-    """Name the type of a file from its bytes (libmagic), never from the client."""
-    if isinstance(source, Path):
-        sniffed = normalize_mime(magic.from_file(str(source), mime=True))
-    else:
-        sniffed = normalize_mime(magic.from_buffer(source, mime=True))
-    # libmagic's OOXML verdict depends on member order and its version (it names a zip
-    # with a "word/" folder a Word file); the package manifest inside decides instead.
-    if sniffed in (ZIP, OCTET_STREAM) or sniffed in OOXML_MIMES:
-        flavour = _ooxml_flavour(source)
-        if flavour is not None:
-            return flavour
-        return ZIP if sniffed in OOXML_MIMES else sniffed
-    return sniffed
-
-
-def _ooxml_flavour(source: Path | bytes) -> str | None:
-    """Read the central directory (no extraction) to tell an OOXML document from a zip."""
-    try:
-        if isinstance(source, Path):
-            with zipfile.ZipFile(source) as archive:
-                names = archive.namelist()
-        else:
-            with zipfile.ZipFile(io.BytesIO(source)) as archive:
-                names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        return None
-    if OOXML_MANIFEST not in names:
-        return None
-    for folder, mime in OOXML_BY_FOLDER:
-        if any(name.startswith(folder) for name in names):
-            return mime
-    return None
 
 
 def check_file(

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from service.scanning.status import ScanStatus
 from service.verification.issues import AssetCheck, Issue
 from service.verification.thresholds import VerificationThresholds
-
-
-class ScanStatus(StrEnum):
-    """The virus scanner's word on a file asset."""
-
-    PENDING = "PENDING"
-    CLEAN = "CLEAN"
-    INFECTED = "INFECTED"
-    ERROR = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -31,7 +22,10 @@ class RiftRisk:
 
 @dataclass(frozen=True)
 class AssetVerdictInput:
-    """One asset's check and, for file assets, its scan status (None for other assets)."""
+    """One asset's check and, for file assets, its scan status.
+
+    None and NOT_APPLICABLE both say "nothing to scan" (a tracking number, a URL...).
+    """
 
     check: AssetCheck
     scan_status: ScanStatus | None = None
@@ -68,7 +62,11 @@ def decide(
 ) -> SubmissionVerdict:
     """Combine the asset checks, scan results and rift risk into the submission verdict."""
     reasons = _review_reasons(assets, risk, thresholds)
-    statuses = [asset.scan_status for asset in assets if asset.scan_status is not None]
+    statuses = [
+        asset.scan_status
+        for asset in assets
+        if asset.scan_status not in (None, ScanStatus.NOT_APPLICABLE)
+    ]
     awaiting_scan = ScanStatus.PENDING in statuses
     scans_clean = all(status == ScanStatus.CLEAN for status in statuses)
     route_to_review = bool(reasons)

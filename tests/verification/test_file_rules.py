@@ -19,7 +19,7 @@ from proof_fixtures import (
 )
 
 from service.verification import VerificationThresholds, check_file, normalize_mime, sniff_mime
-from service.verification.files import DOCX
+from service.verification.sniffing import DOCX
 
 TEXT = prose(400).encode()
 

@@ -13,7 +13,8 @@ import pytest
 from proof_fixtures import codes, http_server, self_signed_tls
 
 from service.verification import AddressPolicy, UrlProbe, VerificationThresholds, check_url
-from service.verification.urls import IPAddress, tcp_connector
+from service.verification.addresses import IPAddress
+from service.verification.probe import tcp_connector
 
 DEFAULTS = VerificationThresholds()
 PROBING = VerificationThresholds(url_reachability_check=True, url_timeout_s=2.0)

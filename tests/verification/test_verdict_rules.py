@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from service.scanning.status import ScanStatus
 from service.verification import (
     AssetCheck,
     AssetVerdictInput,
     Issue,
     RiftRisk,
-    ScanStatus,
     ScoreCard,
     VerificationThresholds,
     decide,
@@ -157,7 +157,9 @@ def test_routing_rule_properties(submission: list[AssetVerdictInput], risk: Rift
         assert verdict.passed and not verdict.route_to_review and not verdict.awaiting_scan
         assert risk.risk_score <= 30
         assert all(a.check.score >= 90 and not a.check.issues for a in submission)
-        assert all(a.scan_status in (None, ScanStatus.CLEAN) for a in submission)
+        assert all(
+            a.scan_status in (None, ScanStatus.NOT_APPLICABLE, ScanStatus.CLEAN) for a in submission
+        )
 
 
 @given(st.lists(st.integers(0, 10_000), max_size=20), st.integers(0, 100))
