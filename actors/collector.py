@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actors.queue_stats import RedisQueueStats
 from service.db import SessionFactory
 from service.domain.clock import Clock
-from service.domain.jobs import count_jobs_by_state
+from service.domain.job_queries import count_jobs_by_state
 from service.domain.retention import count_stuck_jobs
 from service.models import Job
 from service.scanning.verdict import VirusScanner

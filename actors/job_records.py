@@ -6,7 +6,7 @@ Dramatiq. Measured on the no-op benchmark (PostgreSQL, 4 threads): through SQLAl
 with a pooled connection per write, the pair cost ~870 us of worker CPU per message,
 more than Dramatiq's own handling of it; on a held DBAPI cursor, ~300 us.
 
-So the statements in service/domain/jobs.py are compiled once per dialect by SQLAlchemy
+So the statements in actors/job_record_writes.py are compiled once per dialect by SQLAlchemy
 (the same SQL text and bind processing it would use itself) and executed on a DBAPI
 connection that each worker thread keeps, in autocommit: each statement is atomic alone.
 
@@ -31,7 +31,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from service.domain.jobs import (
+from actors.job_record_writes import (
     JOB_RECORD_STATEMENTS,
     AttemptStart,
     record_outcome,

@@ -11,10 +11,10 @@ import dramatiq
 import structlog
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
+from actors.job_record_writes import AttemptStart
 from actors.job_records import JobRecords
 from service.db import SessionFactory
 from service.domain.clock import Clock
-from service.domain.jobs import AttemptStart
 from service.models import FINAL_JOB_STATES, Job, JobState
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.domain.errors import NotFound
@@ -35,3 +35,11 @@ def jobs_in_states(session: Session, states: Sequence[JobState], limit: int) -> 
             select(Job).where(Job.state.in_(states)).order_by(Job.updated_at.desc()).limit(limit)
         )
     )
+
+
+def count_jobs_by_state(session: Session) -> dict[tuple[str, str], int]:
+    """Count job records per (state, actor)."""
+    rows = session.execute(
+        select(Job.state, Job.actor_name, func.count()).group_by(Job.state, Job.actor_name)
+    )
+    return {(state.value, actor): count for state, actor, count in rows}

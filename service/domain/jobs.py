@@ -1,27 +1,28 @@
-"""Durable job records and the transactional outbox that hands them to the broker."""
+"""The transactional outbox: job records written with their transaction, sent after it.
+
+The worker's writes to a record (RUNNING, the outcome) are in actors/job_record_writes.py;
+what operators and callers read of records is in service/domain/job_queries.py.
+"""
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
 
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory
 from service.domain.errors import JobNotRetryable, NotFound
 from service.domain.queues import JobKind
-from service.models import FINAL_JOB_STATES, Job, JobState
+from service.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
 RELAY_BATCH_SIZE = 500
-ERROR_TEXT_MAX_CHARS = 2_000
 
 
 class PermanentJobError(Exception):
@@ -150,104 +151,6 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-class AttemptStart(enum.Enum):
-    STARTED = "started"
-    ALREADY_FINISHED = "already_finished"
-    UNKNOWN_JOB = "unknown_job"
-
-
-# The two job-record writes every message pays (tracking hooks) are built once, on the
-# Core table, and run by actors/job_records.py straight on the driver: building an
-# ORM-enabled UPDATE per call, then SQLAlchemy's per-execution work, cost more worker CPU
-# than Dramatiq's own handling of the message (bench measurement 1).
-_JOBS: Table = Job.__table__  # type: ignore[assignment]  # declared as FromClause
-_JOB_ID = bindparam("job_id", type_=_JOBS.c.id.type)
-# `!=` per state rather than NOT IN: an IN list is rendered per execution ("expanding"),
-# these are compiled once with the statement.
-_UNFINISHED_STATE = and_(*(_JOBS.c.state != state for state in sorted(FINAL_JOB_STATES)))
-START_ATTEMPT = (
-    update(_JOBS)
-    .where(_JOBS.c.id == _JOB_ID, _UNFINISHED_STATE)
-    .values(
-        state=JobState.RUNNING,
-        attempts=_JOBS.c.attempts + 1,
-        started_at=func.coalesce(_JOBS.c.started_at, _NOW),
-        dispatched_at=func.coalesce(_JOBS.c.dispatched_at, _NOW),
-        updated_at=_NOW,
-    )
-    .returning(_JOBS.c.rift_id)
-)
-JOB_EXISTS = select(_JOBS.c.id).where(_JOBS.c.id == _JOB_ID)
-_OUTCOME = update(_JOBS).where(_JOBS.c.id == _JOB_ID)
-SUCCEEDED = _OUTCOME.values(
-    state=JobState.SUCCEEDED,
-    result=bindparam("result", type_=_JOBS.c.result.type),
-    progress=100,
-    updated_at=_NOW,
-    finished_at=_NOW,
-)
-# An outcome without error text keeps the last one (an operator reads it).
-_ERROR_OR_LAST = func.coalesce(
-    bindparam("error", type_=_JOBS.c.last_error.type), _JOBS.c.last_error
-)
-FINISHED_WITH_ERROR = _OUTCOME.values(
-    state=bindparam("state", type_=_JOBS.c.state.type),
-    last_error=_ERROR_OR_LAST,
-    updated_at=_NOW,
-    finished_at=_NOW,
-)
-UNFINISHED = _OUTCOME.values(
-    state=bindparam("state", type_=_JOBS.c.state.type), last_error=_ERROR_OR_LAST, updated_at=_NOW
-)
-JOB_RECORD_STATEMENTS = (START_ATTEMPT, JOB_EXISTS, SUCCEEDED, FINISHED_WITH_ERROR, UNFINISHED)
-
-
-class RunStatement(Protocol):
-    """Runs one of JOB_RECORD_STATEMENTS: returns its row count and first row, if any."""
-
-    def __call__(
-        self, statement: ClauseElement, params: dict[str, Any]
-    ) -> tuple[int, Sequence[Any] | None]: ...
-
-
-def record_running(
-    run: RunStatement, job_id: str, now: datetime
-) -> tuple[AttemptStart, str | None]:
-    """Mark a job RUNNING and count the attempt, unless it already finished.
-
-    One UPDATE on the hot path (a worker pays it per message); only a redelivered or
-    unknown message costs a second query to tell which it was. Returns the job's rift id.
-    """
-    _, started = run(START_ATTEMPT, {"job_id": job_id, "now": now})
-    if started is not None:
-        return AttemptStart.STARTED, started[0]
-    _, known = run(JOB_EXISTS, {"job_id": job_id})
-    return (AttemptStart.ALREADY_FINISHED if known else AttemptStart.UNKNOWN_JOB), None
-
-
-def record_outcome(
-    run: RunStatement,
-    job_id: str,
-    state: JobState,
-    now: datetime,
-    *,
-    result: dict[str, Any] | None = None,
-    error: str | None = None,
-) -> bool:
-    """Store the outcome of one attempt in one UPDATE; False when no such job exists."""
-    params: dict[str, Any] = {"job_id": job_id, "now": now}
-    if error is not None:
-        error = error[:ERROR_TEXT_MAX_CHARS]
-    if state is JobState.SUCCEEDED:
-        statement, params["result"] = SUCCEEDED, result
-    elif state in FINAL_JOB_STATES:
-        statement, params["state"], params["error"] = FINISHED_WITH_ERROR, state, error
-    else:
-        statement, params["state"], params["error"] = UNFINISHED, state, error
-    count, _ = run(statement, params)
-    return bool(count)
-
-
 def retry_job(session: Session, job_id: str, now: datetime) -> Job:
     """Put a FAILED or DEAD job back in the outbox for another run (operator action)."""
     job = get_job(session, job_id)
@@ -260,11 +163,3 @@ def retry_job(session: Session, job_id: str, now: datetime) -> Job:
     job.finished_at = None
     job.updated_at = now
     return job
-
-
-def count_jobs_by_state(session: Session) -> dict[tuple[str, str], int]:
-    """Count job records per (state, actor)."""
-    rows = session.execute(
-        select(Job.state, Job.actor_name, func.count()).group_by(Job.state, Job.actor_name)
-    )
-    return {(state.value, actor): count for state, actor, count in rows}

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from actors.job_record_writes import AttemptStart
 from actors.job_records import JobRecords
 from service.db import SessionFactory, create_db_engine, transaction
 from service.domain.clock import new_id, utcnow
-from service.domain.jobs import AttemptStart
 from service.domain.queues import CLEAN_UP_RIFT
 from service.models import Job, JobState
 
