@@ -213,6 +213,9 @@ class UrlProbe:
                 if not chunk:
                     break
                 read += len(chunk)
+            # A shut socket reads as a clean end of headers or body: only the watchdog
+            # knows the answer was cut, not complete.
+            watchdog.remaining()
             return response.status, response.getheader("Location"), read
         finally:
             connection.close()
