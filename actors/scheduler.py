@@ -18,6 +18,8 @@ from types import FrameType
 from prometheus_client import CollectorRegistry, start_http_server
 
 from actors.collector import RiftCollector
+from actors.reconcile import Reconciler, redeliver
+from actors.redelivery import REDELIVERY_INTERVAL_S
 from actors.transport import connect_transport
 from service.blobs import blob_store_from_settings
 from service.db import create_db_engine, create_session_factory
@@ -94,6 +96,12 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
             "retention", SWEEP_INTERVAL_S, lambda: sweep(sessions, blobs, policy, utcnow())
         ),
         PeriodicTask("stuck", STUCK_CHECK_INTERVAL_S, lambda: count_stuck_jobs(sessions, utcnow())),
+        PeriodicTask("redelivery", REDELIVERY_INTERVAL_S, lambda: redeliver(transport.broker)),
+        PeriodicTask(
+            "reconciler",
+            settings.reconcile_interval_s,
+            Reconciler(settings, sessions, transport.dispatcher),
+        ),
     ]
     stop = threading.Event()
 

@@ -186,11 +186,26 @@ class Settings:
         default=90,
         metadata=env_var("QUARANTINE_RETENTION_DAYS", "quarantined files kept this long"),
     )
+    # Workers stamp their heartbeat every few seconds from a thread of their own
+    # (actors/heartbeat.py), so a short timeout is safe: a killed worker's messages come
+    # back this long after the kill (the scheduler runs the redelivery every second).
     broker_heartbeat_timeout_ms: int = field(
-        default=60_000,
+        default=15_000,
         metadata=env_var(
             "BROKER_HEARTBEAT_TIMEOUT_MS",
             "after this silence a dead worker's messages are redelivered",
+        ),
+    )
+    reconcile_interval_s: float = field(
+        default=5.0,
+        metadata=env_var(
+            "RECONCILE_INTERVAL_S", "how often the reconciler looks for lost and poison jobs"
+        ),
+    )
+    reconcile_queued_after_s: float = field(
+        default=30.0,
+        metadata=env_var(
+            "RECONCILE_QUEUED_AFTER_S", "a QUEUED job not started by then is dispatched again"
         ),
     )
     # Out of a million broker commands, how many also requeue messages of dead workers.

@@ -1,0 +1,85 @@
+"""The scheduler's reliability upkeep: dead workers' messages, lost jobs, poison jobs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from actors.redelivery import redeliver_dead_workers_messages
+from service.db import SessionFactory
+from service.domain.clock import new_id, utcnow
+from service.domain.final_failures import CompensationServices, compensate_final_failure
+from service.domain.jobs import JobDispatcher
+from service.domain.queues import QUEUE_NAMES, job_kind
+from service.domain.reconciler import Reconciled, ReconcileLimits, reconcile
+from service.domain.verification import ReleasePolicy, VerdictRules
+from service.models import Job
+from service.observability.sentry import report_final_failure
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Room past a kind's time limit for a dead worker's heartbeat to time out and its
+# message to come back, before the reconciler sends the job again itself.
+RUNNING_MARGIN = timedelta(seconds=60)
+RETRY_MARGIN = timedelta(seconds=60)
+
+
+def reconcile_limits(settings: Settings) -> ReconcileLimits:
+    return ReconcileLimits(
+        queued_after=timedelta(seconds=settings.reconcile_queued_after_s),
+        retry_margin=RETRY_MARGIN,
+        running_margin=RUNNING_MARGIN
+        + timedelta(milliseconds=settings.broker_heartbeat_timeout_ms),
+        max_retries=settings.max_retries,
+        max_backoff=timedelta(milliseconds=settings.max_backoff_ms),
+    )
+
+
+class Reconciler:
+    """One reconcile pass per call, with the compensation a job's kind declares."""
+
+    def __init__(
+        self, settings: Settings, sessions: SessionFactory, dispatcher: JobDispatcher
+    ) -> None:
+        self.sessions = sessions
+        self.dispatcher = dispatcher
+        self.limits = reconcile_limits(settings)
+        thresholds = settings.thresholds()
+        self.compensation = CompensationServices(
+            sessions,
+            VerdictRules(
+                thresholds=thresholds,
+                release=ReleasePolicy.from_hours(
+                    settings.auto_release_hours, settings.auto_release_hours_digital
+                ),
+            ),
+            utcnow,
+            new_id,
+        )
+
+    def __call__(self) -> Reconciled:
+        return reconcile(self.sessions, self.dispatcher, utcnow, self.limits, self._finally_failed)
+
+    def _finally_failed(self, job: Job) -> None:
+        compensate_final_failure(
+            job_kind(job.actor_name), self.compensation, job.subject_id, job.last_error
+        )
+        report_final_failure(
+            job_id=job.id,
+            actor=job.actor_name,
+            queue=job.queue_name,
+            rift_id=job.rift_id,
+            attempts=job.attempts,
+            error=None,
+            reason=job.last_error or job.state.value,
+        )
+
+
+def redeliver(broker: dramatiq.Broker) -> None:
+    """Hand dead workers' messages back (see actors/redelivery.py)."""
+    assert isinstance(broker, RedisBroker)
+    redeliver_dead_workers_messages(broker, QUEUE_NAMES)

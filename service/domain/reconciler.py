@@ -1,0 +1,174 @@
+"""Find jobs the broker lost or that ran out of deliveries; send them again or end them.
+
+The job record is the truth; Redis is a delivery mechanism that can lose messages (a
+restart without its append-only file, a retry that could not be enqueued, a worker
+killed and its message's redelivery lost with it). A job whose record sits in QUEUED,
+RETRYING or RUNNING for longer than its kind allows is re-dispatched with the same id:
+delivery is at least once, and the verdict is decided once under the proof's lock, so
+a second copy is harmless. A job started more times than its kind allows (a message that
+kills its worker every time never advances Dramatiq's retry counter) is ended DEAD, and
+its kind's compensation runs once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from service.db import SessionFactory, transaction
+from service.domain.clock import Clock
+from service.domain.jobs import BrokerUnavailable, JobDispatcher
+from service.domain.queues import ALL_JOB_KINDS, JobKind, job_kind
+from service.models import Job, JobState
+
+log = logging.getLogger(__name__)
+
+RECONCILE_BATCH_SIZE = 500
+# Deliveries beyond retries + 1 that a kind tolerates before a job counts as poison: a
+# graceful restart or a dead worker's redelivery also starts an attempt again.
+EXTRA_DELIVERIES = 2
+WAITING_STATES = (JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class ReconcileLimits:
+    """How long a job may sit in each waiting state before it counts as lost.
+
+    Parameters:
+      queued_after: a QUEUED job not taken by then is sent again (the broker lost it, or
+        the queue is backed up: a second copy is harmless either way).
+      retry_margin: a RETRYING job waits at most the longest back-off plus this.
+      running_margin: a RUNNING job runs at most its kind's time limit plus this (room for
+        a dead worker's heartbeat to time out).
+      max_retries: the system-wide retries, for kinds that declare none.
+      max_backoff: the longest retry back-off.
+    """
+
+    queued_after: timedelta
+    retry_margin: timedelta
+    running_margin: timedelta
+    max_retries: int
+    max_backoff: timedelta
+
+    def overdue_after(self, kind: JobKind, state: JobState) -> timedelta:
+        if state is JobState.QUEUED:
+            return self.queued_after
+        if state is JobState.RETRYING:
+            return self.max_backoff + self.retry_margin
+        return kind.time_limit + self.running_margin
+
+    def allowed_deliveries(self, kind: JobKind) -> int:
+        return kind.retries(self.max_retries) + 1 + EXTRA_DELIVERIES
+
+
+@dataclass
+class Reconciled:
+    """What one pass did."""
+
+    redispatched: list[str] = field(default_factory=list)
+    dead: list[Job] = field(default_factory=list)
+
+
+FinalFailure = Callable[[Job], None]
+
+
+def overdue_jobs(sessions: SessionFactory, limits: ReconcileLimits, now: datetime) -> list[Job]:
+    """The dispatched jobs sitting in a waiting state past their kind's limit, oldest first."""
+    conditions = [
+        (Job.actor_name == kind.actor_name)
+        & (Job.state == state)
+        & (Job.updated_at < now - limits.overdue_after(kind, state))
+        for kind in ALL_JOB_KINDS
+        for state in WAITING_STATES
+    ]
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(Job)
+                .where(Job.dispatched_at.is_not(None), or_(*conditions))
+                .order_by(Job.updated_at)
+                .limit(RECONCILE_BATCH_SIZE)
+            )
+        )
+
+
+def poisoned_jobs(sessions: SessionFactory, limits: ReconcileLimits) -> list[Job]:
+    """Unfinished jobs started more times than their kind allows."""
+    conditions = [
+        (Job.actor_name == kind.actor_name) & (Job.attempts > limits.allowed_deliveries(kind))
+        for kind in ALL_JOB_KINDS
+    ]
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(Job)
+                .where(Job.state.in_(WAITING_STATES), or_(*conditions))
+                .limit(RECONCILE_BATCH_SIZE)
+            )
+        )
+
+
+def reconcile(
+    sessions: SessionFactory,
+    dispatcher: JobDispatcher,
+    clock: Clock,
+    limits: ReconcileLimits,
+    on_final_failure: FinalFailure,
+) -> Reconciled:
+    """One pass: end poison jobs DEAD, then send overdue jobs again under the same id."""
+    done = Reconciled()
+    for job in poisoned_jobs(sessions, limits):
+        kind = job_kind(job.actor_name)
+        reason = (
+            f"started {job.attempts} times, more than the {limits.allowed_deliveries(kind)} "
+            "deliveries its kind allows (each delivery ended its worker)"
+        )
+        if _move(sessions, job, JobState.DEAD, clock(), reason, finished=True):
+            log.error("poison job ended DEAD", extra={"job_id": job.id, "attempts": job.attempts})
+            job.state, job.last_error = JobState.DEAD, reason
+            on_final_failure(job)
+            done.dead.append(job)
+
+    overdue = overdue_jobs(sessions, limits, clock())
+    if not overdue:
+        return done
+    try:
+        dispatcher.dispatch_many(overdue)
+    except BrokerUnavailable as exc:
+        log.warning("broker unavailable; overdue jobs wait", extra={"error": str(exc)})
+        return done
+    for job in overdue:
+        reason = f"re-dispatched: {job.state.value} for longer than its kind allows"
+        # Back to QUEUED: the status says the job waits for a worker, not that one has it.
+        if _move(sessions, job, JobState.QUEUED, clock(), reason, finished=False):
+            done.redispatched.append(job.id)
+    if done.redispatched:
+        log.warning("re-dispatched overdue jobs", extra={"job_ids": done.redispatched})
+    return done
+
+
+def _move(
+    sessions: SessionFactory,
+    job: Job,
+    state: JobState,
+    now: datetime,
+    reason: str,
+    *,
+    finished: bool,
+) -> bool:
+    """Move job to state only if nobody moved it since it was read (a worker may have)."""
+    values: dict[str, object] = {"state": state, "updated_at": now, "last_error": reason}
+    if finished:
+        values["finished_at"] = now
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.state == job.state, Job.updated_at == job.updated_at)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,111 @@
+"""The reconciler: lost jobs are sent again under their id; poison jobs end DEAD once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from actors.dispatch import DramatiqDispatcher
+from actors.transport import build_broker
+from service.db import transaction
+from service.domain.clock import new_id, utcnow
+from service.domain.queues import VERIFY_PROOF
+from service.domain.reconciler import ReconcileLimits, reconcile
+from service.models import Job, JobState
+
+LIMITS = ReconcileLimits(
+    queued_after=timedelta(seconds=30),
+    retry_margin=timedelta(seconds=30),
+    running_margin=timedelta(seconds=30),
+    max_retries=3,
+    max_backoff=timedelta(seconds=1),
+)
+
+
+def job_record(sessions, state: JobState, *, age_s: float, attempts: int = 0) -> str:
+    then = utcnow() - timedelta(seconds=age_s)
+    with transaction(sessions) as session:
+        job = Job(
+            id=new_id(),
+            actor_name=VERIFY_PROOF.actor_name,
+            queue_name=VERIFY_PROOF.queue_name,
+            subject_id=new_id(),
+            state=state,
+            attempts=attempts,
+            progress=0,
+            created_at=then,
+            updated_at=then,
+            dispatched_at=then,
+        )
+        session.add(job)
+    return job.id
+
+
+def read(sessions, job_id: str) -> Job:
+    with sessions() as session:
+        return session.get_one(Job, job_id)
+
+
+@pytest.fixture
+def dispatcher(settings, redis_conn):
+    return DramatiqDispatcher(build_broker(settings))
+
+
+def queued_message_ids(redis_conn) -> set[str]:
+    import json
+
+    return {
+        json.loads(raw)["message_id"]
+        for raw in redis_conn.hvals(f"dramatiq:{VERIFY_PROOF.queue_name}.msgs")
+    }
+
+
+def test_jobs_waiting_past_their_kinds_limit_are_sent_again_under_the_same_id(
+    sessions, dispatcher, redis_conn
+):
+    # Given jobs the broker lost (Redis restarted empty), and jobs that are fine
+    lost_queued = job_record(sessions, JobState.QUEUED, age_s=60)
+    lost_retrying = job_record(sessions, JobState.RETRYING, age_s=60, attempts=1)
+    lost_running = job_record(sessions, JobState.RUNNING, age_s=3600, attempts=1)
+    fresh = job_record(sessions, JobState.QUEUED, age_s=1)
+    running_in_time = job_record(sessions, JobState.RUNNING, age_s=60, attempts=1)
+    finished = job_record(sessions, JobState.SUCCEEDED, age_s=3600, attempts=1)
+
+    # When the reconciler runs
+    done = reconcile(sessions, dispatcher, utcnow, LIMITS, on_final_failure=lambda job: None)
+
+    # Then exactly the lost ones are back in Redis, under their own ids, and say QUEUED
+    assert set(done.redispatched) == {lost_queued, lost_retrying, lost_running}
+    assert queued_message_ids(redis_conn) == {lost_queued, lost_retrying, lost_running}
+    for job_id in done.redispatched:
+        job = read(sessions, job_id)
+        assert job.state is JobState.QUEUED
+        assert "re-dispatched" in (job.last_error or "")
+    # And nothing else moved: no finished job ever goes back
+    assert read(sessions, fresh).state is JobState.QUEUED
+    assert read(sessions, running_in_time).state is JobState.RUNNING
+    assert read(sessions, finished).state is JobState.SUCCEEDED
+
+    # When it runs again at once, nothing is sent twice (the records were just touched)
+    again = reconcile(sessions, dispatcher, utcnow, LIMITS, on_final_failure=lambda job: None)
+    assert again.redispatched == []
+
+
+def test_a_job_started_more_times_than_its_kind_allows_ends_dead_and_is_compensated_once(
+    sessions, dispatcher, redis_conn
+):
+    allowed = LIMITS.allowed_deliveries(VERIFY_PROOF)
+    poison = job_record(sessions, JobState.RUNNING, age_s=1, attempts=allowed + 1)
+    within = job_record(sessions, JobState.RUNNING, age_s=1, attempts=allowed)
+    compensated: list[str] = []
+
+    for _ in range(2):
+        reconcile(sessions, dispatcher, utcnow, LIMITS, lambda job: compensated.append(job.id))
+
+    assert compensated == [poison]
+    job = read(sessions, poison)
+    assert job.state is JobState.DEAD
+    assert job.finished_at is not None
+    assert f"started {allowed + 1} times" in (job.last_error or "")
+    assert read(sessions, within).state is JobState.RUNNING
