@@ -13,6 +13,9 @@ _metrics_dir = os.environ.setdefault(
 
 from prometheus_client import multiprocess  # noqa: E402
 
+from service.observability.gunicorn_logs import gunicorn_logger_class  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
 bind = os.environ.get("API_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("API_WORKERS", "2"))
 threads = int(os.environ.get("API_THREADS", "4"))
@@ -21,6 +24,8 @@ worker_class = "gthread"
 timeout = int(os.environ.get("API_TIMEOUT_S", "120"))
 graceful_timeout = 30
 accesslog = "-"
+# Access and error lines in the app's shape (JSON when LOG_FORMAT=json or in production).
+logger_class = gunicorn_logger_class(Settings.from_env().log_format)
 
 
 def on_starting(server: object) -> None:
