@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.db import SessionFactory
-from service.domain.clock import Clock, IdFactory
+from sqlalchemy import select
+
+from service.db import SessionFactory, transaction
+from service.domain.clock import Clock, IdFactory, as_utc
 from service.domain.queues import JobKind, OnFinalFailure
+from service.domain.rifts import transition
 from service.domain.verification import FinalVerdict, VerdictRules, record_scan, scan_note
-from service.models import ScanStatus
+from service.models import ActorRole, Proof, Rift, RiftStatus, ScanStatus
+
+# Proof.verdict_reasons entry and rift event reason of a proof no check could finish.
+VERIFICATION_FAILED = "verification_failed"
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,58 @@ def compensate_final_failure(
     """Run the compensation kind declares for its job on subject_id, which finally failed."""
     if kind.on_final_failure is OnFinalFailure.MARK_FILE_UNSCANNABLE:
         return give_up_scan(services, subject_id, error)
+    if kind.on_final_failure is OnFinalFailure.SEND_PROOF_TO_REVIEW:
+        return give_up_verification(services, subject_id, error)
     return Compensated()
+
+
+def give_up_verification(
+    services: CompensationServices, proof_id: str, error: str | None
+) -> Compensated:
+    """The checks will never finish: decide the proof "to review" with the reason, once.
+
+    Under the proof's lock, like every verdict: if one was decided meanwhile (a late
+    attempt succeeded), nothing changes. The rift moves to UNDER_REVIEW as SYSTEM.
+    """
+    reason = f"verification could not finish: {error or 'no error recorded'}"
+    with transaction(services.sessions) as session:
+        proof = session.get(Proof, proof_id, with_for_update=True)
+        if proof is None or proof.verdict_at is not None:
+            return Compensated()
+        rift = session.get_one(Rift, proof.rift_id, with_for_update=True)
+        now = services.clock()
+        proof.verdict_at = now
+        proof.passed = False
+        proof.route_to_review = True
+        proof.auto_approved = False
+        proof.verdict_reasons = [{"code": VERIFICATION_FAILED, "message": reason}]
+        newest = session.scalar(
+            select(Proof.id)
+            .where(Proof.rift_id == rift.id)
+            .order_by(Proof.submitted_at.desc())
+            .limit(1)
+        )
+        if rift.status is RiftStatus.PROOF_SUBMITTED and newest == proof.id:
+            transition(
+                session,
+                rift,
+                RiftStatus.UNDER_REVIEW,
+                role=ActorRole.SYSTEM,
+                actor_id=None,
+                reason=reason,
+                now=now,
+                ids=services.ids,
+            )
+        verdict = FinalVerdict(
+            proof_id=proof.id,
+            rift_id=rift.id,
+            passed=False,
+            route_to_review=True,
+            auto_approved=False,
+            submitted_at=as_utc(proof.submitted_at),
+            decided_at=now,
+        )
+    return Compensated(verdict=verdict)
 
 
 def give_up_scan(services: CompensationServices, asset_id: str, error: str | None) -> Compensated:

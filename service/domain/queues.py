@@ -20,6 +20,8 @@ class OnFinalFailure(enum.Enum):
     NOTHING = "nothing"
     #: The file could not be scanned: mark it ERROR, which sends its proof to review.
     MARK_FILE_UNSCANNABLE = "mark_file_unscannable"
+    #: The proof could not be checked: decide it "to review" with the reason, as SYSTEM.
+    SEND_PROOF_TO_REVIEW = "send_proof_to_review"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ VERIFY_PROOF = JobKind(
     "verification",
     time_limit=timedelta(minutes=2),
     max_age=timedelta(days=1),
+    on_final_failure=OnFinalFailure.SEND_PROOF_TO_REVIEW,
 )
 SCAN_ASSET = JobKind(
     "scan_asset",
