@@ -18,6 +18,7 @@ from types import FrameType
 from prometheus_client import CollectorRegistry, start_http_server
 
 from actors.collector import RiftCollector
+from actors.leadership import Leadership, leadership_for
 from actors.reconcile import Reconciler, redeliver
 from actors.redelivery import REDELIVERY_INTERVAL_S
 from actors.transport import connect_transport
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 3600.0
 STUCK_CHECK_INTERVAL_S = 60.0
+# How often a standby tries the leader lock, and the leader proves it still holds it.
+LEADER_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -64,6 +67,25 @@ def run_periodic(
             task.next_run = monotonic() + task.interval_s
         wait = min(t.next_run for t in tasks) - monotonic()
         stop.wait(max(wait, 0.01))
+
+
+def led_by(leadership: Leadership, tasks: Sequence[PeriodicTask]) -> list[PeriodicTask]:
+    """Run the tasks only while this instance leads; check the lead before each round.
+
+    A standby's tasks come round as no-ops, so after a takeover each runs within one of
+    its intervals (the relay within seconds, the hourly sweep within the hour).
+    """
+    leading = [False]
+
+    def check() -> None:
+        leading[0] = leadership.lead()
+
+    def guarded(task: PeriodicTask) -> PeriodicTask:
+        return PeriodicTask(task.name, task.interval_s, lambda: leading[0] and task.run())
+
+    return [PeriodicTask("leadership", LEADER_CHECK_INTERVAL_S, check)] + [
+        guarded(t) for t in tasks
+    ]
 
 
 def main(settings: Settings | None = None, *, collector_port: int | None = None) -> None:
@@ -110,7 +132,12 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    run_periodic(tasks, stop)
+    # Several instances may run (one per API host, say); only the lock holder does upkeep.
+    leadership = leadership_for(settings.database_url)
+    try:
+        run_periodic(led_by(leadership, tasks), stop)
+    finally:
+        leadership.release()
 
 
 if __name__ == "__main__":

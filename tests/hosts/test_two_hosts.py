@@ -29,7 +29,6 @@ from service.multipart import encode_multipart
 from service.settings import Settings
 from tests.conftest import settings_env
 from tests.scanning.clamd_process import RunningClamd
-from tests.support.databases import create_postgres_database, drop_postgres_database, migrate
 from tests.support.flows import BUYER, DELIVERY_NOTE, OPERATOR, SELLER
 from tests.support.hanging_server import HangingServer
 from tests.support.object_store import RunningS3
@@ -49,15 +48,6 @@ READY_TIMEOUT_S = 30.0
 VERDICT_TIMEOUT_S = 45.0
 CLEAN_FIELDS = {"tracking_number": "1Z999AA10123456784", "text": DELIVERY_NOTE}
 NOTE = ("delivery-note.txt", DELIVERY_NOTE.encode(), "text/plain")
-
-
-@pytest.fixture(scope="module")
-def shared_database() -> Iterator[str]:
-    """PostgreSQL only: SQLite is one machine's file, which is what hosts cannot share."""
-    url = create_postgres_database()
-    migrate(url)
-    yield url
-    drop_postgres_database(url)
 
 
 @dataclass
