@@ -50,7 +50,9 @@ START_ATTEMPT = (
     .returning(_JOBS.c.rift_id)
 )
 JOB_EXISTS = select(_JOBS.c.id).where(_JOBS.c.id == _JOB_ID)
-_OUTCOME = update(_JOBS).where(_JOBS.c.id == _JOB_ID)
+# Guarded on the current state: a duplicate delivery's outcome (at-least-once) never
+# turns a finished job back, e.g. SUCCEEDED into RETRYING or DEAD.
+_OUTCOME = update(_JOBS).where(_JOBS.c.id == _JOB_ID, _UNFINISHED_STATE)
 SUCCEEDED = _OUTCOME.values(
     state=JobState.SUCCEEDED,
     result=bindparam("result", type_=_JOBS.c.result.type),
@@ -106,7 +108,7 @@ def record_outcome(
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> bool:
-    """Store the outcome of one attempt in one UPDATE; False when no such job exists."""
+    """Store the outcome of one attempt in one UPDATE; False when no such job is unfinished."""
     params: dict[str, Any] = {"job_id": job_id, "now": now}
     if error is not None:
         error = error[:ERROR_TEXT_MAX_CHARS]

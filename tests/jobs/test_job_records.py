@@ -223,3 +223,23 @@ def test_a_stopping_worker_thread_closes_its_connection(records: JobRecords) -> 
     records.close()
     assert records._held == set()
     assert records.start_attempt("no-such-job", utcnow()) == (AttemptStart.UNKNOWN_JOB, None)
+
+
+def test_a_duplicate_deliverys_outcome_never_turns_a_succeeded_job_back(
+    records: JobRecords, sessions: SessionFactory
+) -> None:
+    # Given a job that succeeded
+    job_id = queued_job(sessions)
+    records.start_attempt(job_id, utcnow())
+    assert records.record_outcome(job_id, JobState.SUCCEEDED, utcnow(), result={"ok": True})
+
+    # When a duplicate delivery of it fails (retried, then dead)
+    retrying = records.record_outcome(job_id, JobState.RETRYING, utcnow(), error="boom")
+    dead = records.record_outcome(job_id, JobState.DEAD, utcnow(), error="boom")
+
+    # Then neither write lands: the record still says SUCCEEDED with its result
+    assert (retrying, dead) == (False, False)
+    job = read(sessions, job_id)
+    assert job.state is JobState.SUCCEEDED
+    assert job.result == {"ok": True}
+    assert job.last_error is None
