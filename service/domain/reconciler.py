@@ -22,8 +22,8 @@ from sqlalchemy import or_, select, update
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock
 from service.domain.jobs import BrokerUnavailable, JobDispatcher
-from service.domain.queues import ALL_JOB_KINDS, JobKind, job_kind
-from service.models import Job, JobState
+from service.domain.queues import ALL_JOB_KINDS, SCAN_ASSET, VERIFY_PROOF, JobKind, job_kind
+from service.models import Asset, Job, JobState, Proof, ScanStatus
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class Reconciled:
 
     redispatched: list[str] = field(default_factory=list)
     dead: list[Job] = field(default_factory=list)
+    compensated: list[str] = field(default_factory=list)
 
 
 FinalFailure = Callable[[Job], None]
@@ -112,6 +113,31 @@ def poisoned_jobs(sessions: SessionFactory, limits: ReconcileLimits) -> list[Job
         )
 
 
+def uncompensated_jobs(sessions: SessionFactory) -> list[Job]:
+    """FAILED or DEAD jobs whose subject still waits on them: a file PENDING, a proof
+    without a verdict (their compensation did not happen)."""
+    final = Job.state.in_((JobState.FAILED, JobState.DEAD))
+    scans = (
+        select(Job)
+        .join(Asset, Asset.id == Job.subject_id)
+        .where(
+            Job.actor_name == SCAN_ASSET.actor_name,
+            final,
+            Asset.scan_status == ScanStatus.PENDING,
+            Asset.deleted_at.is_(None),
+        )
+        .limit(RECONCILE_BATCH_SIZE)
+    )
+    verifications = (
+        select(Job)
+        .join(Proof, Proof.id == Job.subject_id)
+        .where(Job.actor_name == VERIFY_PROOF.actor_name, final, Proof.verdict_at.is_(None))
+        .limit(RECONCILE_BATCH_SIZE)
+    )
+    with sessions() as session:
+        return [*session.scalars(scans), *session.scalars(verifications)]
+
+
 def reconcile(
     sessions: SessionFactory,
     dispatcher: JobDispatcher,
@@ -119,7 +145,7 @@ def reconcile(
     limits: ReconcileLimits,
     on_final_failure: FinalFailure,
 ) -> Reconciled:
-    """One pass: end poison jobs DEAD, then send overdue jobs again under the same id."""
+    """One pass: end poison jobs DEAD, compensate missed final failures, resend overdue jobs."""
     done = Reconciled()
     for job in poisoned_jobs(sessions, limits):
         kind = job_kind(job.actor_name)
@@ -132,6 +158,13 @@ def reconcile(
             job.state, job.last_error = JobState.DEAD, reason
             on_final_failure(job)
             done.dead.append(job)
+
+    # A compensation that failed itself (the database down at that moment) runs again:
+    # each one is idempotent and decided under the proof's lock.
+    for job in uncompensated_jobs(sessions):
+        log.warning("compensating a final failure again", extra={"job_id": job.id})
+        on_final_failure(job)
+        done.compensated.append(job.id)
 
     overdue = overdue_jobs(sessions, limits, clock())
     if not overdue:

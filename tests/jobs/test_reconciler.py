@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from actors.dispatch import DramatiqDispatcher
 from actors.transport import build_broker
 from service.db import transaction
 from service.domain.clock import new_id, utcnow
-from service.domain.queues import VERIFY_PROOF
+from service.domain.final_failures import CompensationServices, compensate_final_failure
+from service.domain.queues import SCAN_ASSET, VERIFY_PROOF, job_kind
 from service.domain.reconciler import ReconcileLimits, reconcile
-from service.models import Job, JobState
+from service.domain.verification import ReleasePolicy, VerdictRules
+from service.models import Asset, Job, JobState, ScanStatus
+from tests.support.flows import DELIVERY_NOTE, funded_rift, submit
+
+NOTE = ("delivery.txt", DELIVERY_NOTE.encode(), "text/plain")
 
 LIMITS = ReconcileLimits(
     queued_after=timedelta(seconds=30),
@@ -53,8 +60,6 @@ def dispatcher(settings, redis_conn):
 
 
 def queued_message_ids(redis_conn) -> set[str]:
-    import json
-
     return {
         json.loads(raw)["message_id"]
         for raw in redis_conn.hvals(f"dramatiq:{VERIFY_PROOF.queue_name}.msgs")
@@ -109,3 +114,39 @@ def test_a_job_started_more_times_than_its_kind_allows_ends_dead_and_is_compensa
     assert job.finished_at is not None
     assert f"started {allowed + 1} times" in (job.last_error or "")
     assert read(sessions, within).state is JobState.RUNNING
+
+
+def test_a_final_failure_whose_compensation_was_missed_is_compensated_on_the_next_pass(
+    client, auth, settings, sessions, dispatcher
+):
+    # Given a scan job that ended DEAD while its file stayed PENDING (give_up_scan failed)
+    rift = funded_rift(client, auth)
+    submitted = submit(client, auth, rift["id"], files=[NOTE])
+    assert submitted.status_code == 202, submitted.text
+    with transaction(sessions) as session:
+        scan_job = session.scalars(
+            select(Job).where(Job.actor_name == SCAN_ASSET.actor_name, Job.rift_id == rift["id"])
+        ).one()
+        scan_job.state = JobState.DEAD
+        scan_job.last_error = "ScannerUnavailable: clamd refused the connection"
+    services = CompensationServices(
+        sessions,
+        VerdictRules(thresholds=settings.thresholds(), release=ReleasePolicy()),
+        utcnow,
+        new_id,
+    )
+
+    def compensate(job: Job) -> None:
+        compensate_final_failure(job_kind(job.actor_name), services, job.subject_id, job.last_error)
+
+    # When the reconciler runs twice
+    first = reconcile(sessions, dispatcher, utcnow, LIMITS, compensate)
+    second = reconcile(sessions, dispatcher, utcnow, LIMITS, compensate)
+
+    # Then the file is ERROR (never left PENDING), compensated on the first pass only
+    assert first.compensated == [scan_job.id]
+    assert second.compensated == []
+    with sessions() as session:
+        asset = session.get_one(Asset, scan_job.subject_id)
+        assert asset.scan_status is ScanStatus.ERROR
+        assert "clamd refused" in (asset.scan_signature or "")
