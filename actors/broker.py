@@ -99,6 +99,7 @@ class FinalFailureReporter:
             actor=job.actor_name,
             queue=job.queue_name,
             rift_id=job.rift_id,
+            request_id=job.request_id,
             attempts=job.attempts,
             error=error,
             reason=job.last_error or job.state.value,

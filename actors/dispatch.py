@@ -11,14 +11,19 @@ from actors.wakeful import WakefulRedisBroker
 from service.domain.jobs import BrokerUnavailable
 from service.models import Job
 
+#: The message option that carries the id of the request that created the job.
+REQUEST_ID_OPTION = "request_id"
+
 
 def _message(job: Job) -> dramatiq.Message[object]:
+    # Retries re-enqueue the message with its options: every attempt keeps the request id.
+    options = {REQUEST_ID_OPTION: job.request_id} if job.request_id else {}
     return dramatiq.Message(
         queue_name=job.queue_name,
         actor_name=job.actor_name,
         args=(job.subject_id,),
         kwargs={},
-        options={},
+        options=options,
         message_id=job.id,
     )
 

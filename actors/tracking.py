@@ -8,14 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-import structlog
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
+from actors.dispatch import REQUEST_ID_OPTION
 from actors.job_record_writes import AttemptStart
 from actors.job_records import JobRecords
 from service.db import SessionFactory
 from service.domain.clock import Clock
 from service.models import FINAL_JOB_STATES, Job, JobState
+from service.observability.job_context import bind_job_context, clear_job_context
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,13 @@ class JobTracking(Middleware):
                 "skipping redelivered message of finished job", extra={"job_id": message.message_id}
             )
             raise SkipMessage(f"job {message.message_id} already finished")
-        # Every log line of this job carries its ids (never its content).
-        structlog.contextvars.bind_contextvars(
-            job_id=message.message_id, actor=message.actor_name, rift_id=rift_id
+        # Every log line and Sentry event of this job carries its ids, and the id of the
+        # request that created it (never its content).
+        bind_job_context(
+            job_id=message.message_id,
+            actor=message.actor_name,
+            rift_id=rift_id,
+            request_id=message.options.get(REQUEST_ID_OPTION),
         )
 
     def after_process_message(
@@ -88,7 +93,7 @@ class JobTracking(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        structlog.contextvars.clear_contextvars()
+        clear_job_context()
         if exception is None:
             state = JobState.SUCCEEDED
         elif not message.failed:

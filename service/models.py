@@ -237,6 +237,8 @@ class Job(Base):
     rift_id: Mapped[str | None] = mapped_column(String(36), index=True)
     proof_id: Mapped[str | None] = mapped_column(String(36))
     requested_by: Mapped[str | None] = mapped_column(String(64))
+    # The X-Request-ID of the request that created the job (None for the scheduler's).
+    request_id: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[JobState] = mapped_column(_enum(JobState))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[int] = mapped_column(Integer, default=0)

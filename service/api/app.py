@@ -28,6 +28,7 @@ from service.api.resources.jobs import (
 )
 from service.api.resources.proofs import ProofCollection, VerificationStatus
 from service.api.resources.rifts import RiftCollection, RiftEvents, RiftItem, RiftTransitions
+from service.domain.correlation import set_request_id
 from service.domain.errors import DomainError
 from service.domain.intake import IntakeLimits, ProofIntake
 from service.domain.work import UnitOfWork
@@ -49,12 +50,15 @@ class RequestIdMiddleware:
         )
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        # The jobs this request creates carry its id to the workers.
+        set_request_id(request_id)
         resp.set_header("X-Request-ID", request_id)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
         structlog.contextvars.clear_contextvars()
+        set_request_id(None)
 
 
 def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats) -> WsgiApp:

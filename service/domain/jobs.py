@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory
+from service.domain.correlation import current_request_id
 from service.domain.errors import JobNotRetryable, NotFound
 from service.domain.queues import JobKind
 from service.models import Job, JobState
@@ -52,7 +53,10 @@ def new_job(
     proof_id: str | None = None,
     requested_by: str | None = None,
 ) -> Job:
-    """Add a PENDING, not-yet-dispatched job to the session's transaction."""
+    """Add a PENDING, not-yet-dispatched job to the session's transaction.
+
+    The job keeps the id of the request being served, so its worker logs under that id.
+    """
     job = Job(
         id=ids(),
         actor_name=kind.actor_name,
@@ -61,6 +65,7 @@ def new_job(
         rift_id=rift_id,
         proof_id=proof_id,
         requested_by=requested_by,
+        request_id=current_request_id(),
         state=JobState.PENDING,
         attempts=0,
         progress=0,

@@ -71,6 +71,7 @@ def report_final_failure(
     actor: str,
     queue: str,
     rift_id: str | None,
+    request_id: str | None = None,
     attempts: int,
     error: BaseException | None,
     reason: str,
@@ -81,6 +82,7 @@ def report_final_failure(
         scope.set_tag("actor", actor)
         scope.set_tag("queue", queue)
         scope.set_tag("rift_id", rift_id or "none")
+        scope.set_tag("request_id", request_id or "none")
         scope.set_context("job", {"attempts": attempts, "final_state_reason": reason})
         scope.fingerprint = ["job-final-failure", actor, type(error).__name__ if error else reason]
         if error is not None:

@@ -117,6 +117,7 @@ def test_only_a_finally_failed_job_is_reported_once_with_its_ids_and_no_secrets(
         "actor": SCAN_ASSET.actor_name,
         "queue": SCAN_ASSET.queue_name,
         "rift_id": rift["id"],
+        "request_id": accepted.headers["X-Request-ID"],
     }
     assert event["exception"]["values"][-1]["type"] == "ScannerUnavailable"
     assert event["contexts"]["job"]["attempts"] == job.attempts
