@@ -10,7 +10,7 @@ from __future__ import annotations
 import dramatiq
 import falcon
 
-from actors.broker import build_broker
+from actors.transport import build_broker
 from service.settings import Settings
 
 BARE_QUEUE = "bench_bare"
@@ -42,7 +42,7 @@ class Enqueue:
         resp.media = {"message_id": message.message_id, "status": "PENDING"}
 
 
-def create_bare_app(settings: Settings) -> falcon.App:
+def create_bare_app(settings: Settings) -> falcon.App[falcon.Request, falcon.Response]:
     app = falcon.App()
     app.add_route("/healthz", Healthz())
     app.add_route("/enqueue/{rift_id}", Enqueue(build_broker(settings)))

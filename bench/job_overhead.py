@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy import func, select
 
-from actors.broker import build_broker
 from actors.dispatch import DramatiqDispatcher
+from actors.transport import build_broker
 from bench.harness import BenchRun, Figure, Spread, ratios, wipe_redis_keys
 from bench.stacks import NOOP, declare_noop, raw_broker
 from service.db import create_db_engine, create_session_factory, transaction

@@ -103,7 +103,8 @@ def _round(target: Target, requests: int) -> None:
     headers = bearer(BUYER)
     status_path = f"/api/rifts/{target.rift_id}/verification-status"
     job_path = f"/api/jobs/{target.job_id}"
-    status_times, job_times = [], []
+    status_times: list[float] = []
+    job_times: list[float] = []
     for _ in range(requests):
         for path, times in ((status_path, status_times), (job_path, job_times)):
             started = time.perf_counter()
