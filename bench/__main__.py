@@ -11,10 +11,17 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import job_overhead, status_scaling, submit_throughput, time_to_verdict, upload_streaming
+from bench import (
+    job_overhead,
+    scaling,
+    status_scaling,
+    submit_throughput,
+    time_to_verdict,
+    upload_streaming,
+)
 from bench.harness import BenchRun, Figure
 
-MEASUREMENTS = ("overhead", "verdict", "throughput", "status", "upload")
+MEASUREMENTS = ("overhead", "verdict", "throughput", "status", "upload", "scaling")
 
 
 def _machine() -> str:
@@ -80,10 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         default="1000,50,20",
         help="dramatiq_worker_timeout values (ms) for time to verdict; the first is the baseline",
     )
+    parser.add_argument(
+        "--processes",
+        default="1,2",
+        help="worker process counts for the scaling run; the first is the baseline "
+        "(e.g. 1,2,4,8 on a bigger machine)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep logs in the run directory")
     args = parser.parse_args(argv)
     quick = args.quick
     timeouts = tuple(int(t) for t in args.timeouts.split(","))
+    processes = tuple(int(n) for n in args.processes.split(","))
     runs: dict[str, Callable[[BenchRun], list[Figure]]] = {
         "overhead": lambda b: job_overhead.run(
             b, job_overhead.Config(jobs=1000 if quick else 3000, rounds=2 if quick else 3)
@@ -110,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "upload": lambda b: upload_streaming.run(
             b, upload_streaming.Config(rounds=2 if quick else 3)
+        ),
+        "scaling": lambda b: scaling.run(
+            b,
+            scaling.Config(
+                processes=processes, jobs=600 if quick else 2000, rounds=2 if quick else 3
+            ),
         ),
     }
     print(f"rift bench: {_machine()}")
