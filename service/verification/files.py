@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from service.verification.images import inspect_image
-from service.verification.issues import AssetCheck, ScoreCard
+from service.verification.issues import AssetCheck, ScoreCard, describe
 from service.verification.pdf import inspect_pdf
 from service.verification.sniffing import (
     ALLOWED_MIMES,
@@ -84,21 +84,38 @@ def check_file(
     if not card.integrity_ok:
         return FileCheck(card.finish(), sniffed_mime=sniffed, facts=facts)
 
-    phash: int | None = None
+    try:
+        phash, facts = _inspect_content(card, path, sniffed, uploaded_at, thresholds)
+    # Each type's rules turn their parser's errors into issues; this fence catches what
+    # slips past them, so no byte sequence ends the check instead of failing the file.
+    except Exception as exc:
+        card.fail_integrity(
+            "file.unreadable", f"The file could not be inspected ({describe(exc)})."
+        )
+        phash, facts = None, {}
+    return FileCheck(card.finish(), sniffed_mime=sniffed, phash=phash, facts=facts)
+
+
+def _inspect_content(
+    card: ScoreCard,
+    path: Path,
+    sniffed: str,
+    uploaded_at: datetime,
+    thresholds: VerificationThresholds,
+) -> tuple[int | None, dict[str, Any]]:
     if sniffed == PDF:
         pdf = inspect_pdf(card, path, uploaded_at=uploaded_at, thresholds=thresholds)
         if pdf is not None:
-            facts = {"page_count": pdf.page_count, "text_chars": pdf.text_chars}
+            return None, {"page_count": pdf.page_count, "text_chars": pdf.text_chars}
     elif sniffed in IMAGE_MIMES:
         image = inspect_image(card, path, thresholds=thresholds)
         if image is not None:
-            phash = image.phash
-            facts = {"width_px": image.width_px, "height_px": image.height_px}
+            return image.phash, {"width_px": image.width_px, "height_px": image.height_px}
     elif sniffed == ZIP or sniffed in OOXML_MIMES:
         archive = inspect_zip(card, path, thresholds=thresholds)
         if archive is not None:
-            facts = {"member_count": archive.member_count}
-    return FileCheck(card.finish(), sniffed_mime=sniffed, phash=phash, facts=facts)
+            return None, {"member_count": archive.member_count}
+    return None, {}
 
 
 def apply_reuse(

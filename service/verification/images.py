@@ -8,7 +8,7 @@ from pathlib import Path
 import imagehash
 from PIL import Image, UnidentifiedImageError
 
-from service.verification.issues import ScoreCard
+from service.verification.issues import ScoreCard, describe
 from service.verification.thresholds import VerificationThresholds
 
 HASH_BITS = 64
@@ -43,9 +43,14 @@ def inspect_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         _flag_bomb(card, thresholds)
         return None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except UnidentifiedImageError:
+        card.fail_integrity("image.unreadable", "The image could not be decoded.")
+        return None
+    # Whatever the pixels provoke in a decoder (OSError "truncated", SyntaxError, struct
+    # errors, MemoryError...) means "unreadable", never a failed job.
+    except Exception as exc:
         card.fail_integrity(
-            "image.unreadable", f"The image could not be decoded ({type(exc).__name__})."
+            "image.unreadable", f"The image could not be decoded ({describe(exc)})."
         )
         return None
 

@@ -7,6 +7,8 @@ from typing import Any
 
 MAX_SCORE = 100
 MIN_SCORE = 0
+# Error text from a parser can quote the file's bytes; an issue keeps only a short start.
+MAX_ERROR_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,11 @@ class ScoreCard:
             deductions=tuple(self.deductions),
             pass_score=self.pass_score,
         )
+
+
+def describe(exc: BaseException) -> str:
+    """Name what went wrong reading an asset, briefly: the error type and its first words."""
+    text = " ".join(str(exc).split())
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

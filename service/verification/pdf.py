@@ -12,14 +12,16 @@ from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 from pypdf.generic import ArrayObject, DictionaryObject
 
-from service.verification.issues import ScoreCard
+from service.verification.issues import ScoreCard, describe
 from service.verification.thresholds import VerificationThresholds
 
 # Bounds on how much of the object graph is walked looking for actions, so a crafted
-# document with millions of annotations cannot pin a worker.
+# document with millions of annotations cannot pin a worker. Reaching one is an issue
+# (pdf.too_complex): the part not walked is unchecked, not harmless.
 MAX_PAGES_FOR_ACTIONS = 1000
 MAX_ANNOTATIONS_PER_PAGE = 500
-MAX_ACTION_CHAIN = 32
+MAX_ANNOTATIONS = 5000
+MAX_ACTIONS_WALKED = 2000
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,14 @@ def inspect_pdf(
     """Apply the PDF rules to the document at `path`; return None when it cannot be parsed."""
     try:
         return _inspect(card, path, uploaded_at=uploaded_at, thresholds=thresholds)
-    # pypdf raises a wide range of errors on hostile input; any of them means "unreadable".
-    except (PyPdfError, ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
-        card.fail_integrity(
-            "pdf.unreadable", f"The PDF could not be parsed ({type(exc).__name__})."
-        )
-        return None
     except RecursionError:
         card.fail_integrity("pdf.unreadable", "The PDF nests objects too deeply to be parsed.")
+        return None
+    # Everything the bytes can provoke in pypdf and below it (its own errors, zlib.error,
+    # NotImplementedError for a filter it lacks, struct.error, MemoryError...) means
+    # "unreadable", never a failed job.
+    except Exception as exc:
+        card.fail_integrity("pdf.unreadable", f"The PDF could not be parsed ({describe(exc)}).")
         return None
 
 
@@ -169,77 +171,131 @@ def _creation_date(reader: PdfReader) -> datetime | None:
 
 
 def _flag_active_content(card: ScoreCard, reader: PdfReader, page_count: int) -> None:
-    kinds: set[str] = set()
+    walk = _ActionWalk()
     catalog = _dict(reader.trailer.get("/Root"))
     if catalog is None:
         return
     open_action = _dict(catalog.get("/OpenAction"))
     # A bare destination array is harmless ("open at page 1"); an action dictionary is not.
     if open_action is not None and open_action.get("/S") not in (None, "/GoTo"):
-        kinds.add("open_action")
-    if open_action is not None:
-        kinds |= _action_kinds(open_action)
+        walk.kinds.add("open_action")
+    walk.action(open_action)
     if "/AA" in catalog:
-        kinds.add("auto_action")
-        kinds |= _additional_action_kinds(catalog.get("/AA"))
+        walk.kinds.add("auto_action")
+        walk.triggers(catalog.get("/AA"))
     names = _dict(catalog.get("/Names"))
     if names is not None and "/JavaScript" in names:
-        kinds.add("javascript")
+        walk.kinds.add("javascript")
+    if page_count > MAX_PAGES_FOR_ACTIONS:
+        walk.cap_hit(f"more than {MAX_PAGES_FOR_ACTIONS} pages")
+    annotations_seen = 0
     for index in range(min(page_count, MAX_PAGES_FOR_ACTIONS)):
         page = reader.pages[index]
         if "/AA" in page:
-            kinds.add("auto_action")
-            kinds |= _additional_action_kinds(page.get("/AA"))
+            walk.kinds.add("auto_action")
+            walk.triggers(page.get("/AA"))
         annotations = _array(page.get("/Annots"))
+        if len(annotations) > MAX_ANNOTATIONS_PER_PAGE:
+            walk.cap_hit(f"a page with more than {MAX_ANNOTATIONS_PER_PAGE} annotations")
         for annotation_ref in annotations[:MAX_ANNOTATIONS_PER_PAGE]:
+            annotations_seen += 1
+            if annotations_seen > MAX_ANNOTATIONS:
+                walk.cap_hit(f"more than {MAX_ANNOTATIONS} annotations")
+                break
             annotation = _dict(annotation_ref)
             if annotation is None:
                 continue
-            kinds |= _action_kinds(_dict(annotation.get("/A")))
+            walk.action(_dict(annotation.get("/A")))
             if "/AA" in annotation:
-                kinds.add("auto_action")
-                kinds |= _additional_action_kinds(annotation.get("/AA"))
+                walk.kinds.add("auto_action")
+                walk.triggers(annotation.get("/AA"))
+        if walk.exhausted or annotations_seen > MAX_ANNOTATIONS:
+            break
     messages = {
         "javascript": "The PDF carries JavaScript.",
         "launch_action": "The PDF can launch an external program.",
         "open_action": "The PDF runs an action when it is opened.",
         "auto_action": "The PDF runs actions automatically on document or page events.",
     }
-    for kind in sorted(kinds):
+    for kind in sorted(walk.kinds):
         card.flag(f"pdf.{kind}", messages[kind])
+    if walk.caps:
+        # What was not walked may hold the active content: unchecked is not harmless.
+        card.flag(
+            "pdf.too_complex",
+            "The PDF is too complex to check for active content completely ("
+            + "; ".join(sorted(walk.caps))
+            + ").",
+        )
 
 
-def _additional_action_kinds(value: Any) -> set[str]:
-    triggers = _dict(value)
-    kinds: set[str] = set()
-    if triggers is not None:
+class _ActionWalk:
+    """Walk action dictionaries under one budget for the whole document.
+
+    Actions chain through /Next (one action or an array of them) and may reference each
+    other in cycles; each is visited once, and at most MAX_ACTIONS_WALKED in all, however
+    long a chain or an array is. Array items are resolved one at a time, so a /Next array
+    of a million entries costs the budget, not a million object lookups.
+    """
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+        self.caps: set[str] = set()
+        self.walked = 0
+        self._seen: set[tuple[int, int]] = set()
+
+    @property
+    def exhausted(self) -> bool:
+        return self.walked >= MAX_ACTIONS_WALKED
+
+    def cap_hit(self, what: str) -> None:
+        self.caps.add(what)
+
+    def triggers(self, value: Any) -> None:
+        """Walk every action of an additional-actions (/AA) dictionary."""
+        triggers = _dict(value)
+        if triggers is None:
+            return
         for action in triggers.values():
-            kinds |= _action_kinds(_dict(action))
-    return kinds
+            self.action(_dict(action))
 
+    def action(self, first: DictionaryObject | None) -> None:
+        """Walk one action and everything chained after it."""
+        pending: list[Any] = [first]
+        while pending:
+            if self.exhausted:
+                self.cap_hit(f"more than {MAX_ACTIONS_WALKED} actions")
+                return
+            current = _dict(pending.pop())
+            if current is None or not self._first_visit(current):
+                continue
+            self.walked += 1
+            subtype = current.get("/S")
+            if subtype == "/JavaScript" or "/JS" in current:
+                self.kinds.add("javascript")
+            if subtype == "/Launch":
+                self.kinds.add("launch_action")
+            following = current.get("/Next")
+            resolved = following.get_object() if following is not None else None
+            if isinstance(resolved, ArrayObject):
+                room = MAX_ACTIONS_WALKED - self.walked
+                if len(resolved) > room:
+                    self.cap_hit(f"more than {MAX_ACTIONS_WALKED} actions")
+                # Reversed, so the stack pops them in document order.
+                pending.extend(reversed(resolved[: room + 1]))
+            elif resolved is not None:
+                pending.append(resolved)
 
-def _action_kinds(action: DictionaryObject | None) -> set[str]:
-    """Name the dangerous action types along an action's /Next chain."""
-    kinds: set[str] = set()
-    pending = [action]
-    seen = 0
-    while pending and seen < MAX_ACTION_CHAIN:
-        current = pending.pop()
-        seen += 1
-        if current is None:
-            continue
-        subtype = current.get("/S")
-        if subtype == "/JavaScript" or "/JS" in current:
-            kinds.add("javascript")
-        if subtype == "/Launch":
-            kinds.add("launch_action")
-        following = current.get("/Next")
-        resolved = following.get_object() if following is not None else None
-        if isinstance(resolved, ArrayObject):
-            pending.extend(_dict(item) for item in resolved)
-        else:
-            pending.append(_dict(resolved))
-    return kinds
+    def _first_visit(self, action: DictionaryObject) -> bool:
+        reference = getattr(action, "indirect_reference", None)
+        # Direct objects cannot be shared or form cycles; only references need the set.
+        if reference is None:
+            return True
+        key = (reference.idnum, reference.generation)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
 
 def _dict(value: Any) -> DictionaryObject | None:

@@ -8,8 +8,9 @@ from pathlib import Path, PurePosixPath
 
 import magic
 
-from service.verification.issues import ScoreCard
+from service.verification.issues import ScoreCard, describe
 from service.verification.thresholds import VerificationThresholds
+from service.verification.zip_directory import read_central_directory
 
 EXECUTABLE_SUFFIXES = frozenset(
     {
@@ -75,6 +76,10 @@ EXECUTABLE_SIGNATURES = (
 # Tiny members compress at absurd ratios for innocent reasons; only big ones can be bombs.
 RATIO_MIN_MEMBER_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 64 * 1024
+# A directory entry is 46 bytes plus its name; this allows the member limit with long names.
+MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
+# Member names in issues are shortened: a name can be 64 KiB of anything.
+MAX_NAME_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,29 @@ def inspect_zip(
     card: ScoreCard, path: Path, *, thresholds: VerificationThresholds
 ) -> ArchiveFacts | None:
     """Apply the zip rules to the archive at `path`; return None when it cannot be read."""
+    # The end record states the member count before zipfile parses a single entry, so a
+    # directory of a million entries is refused for what it claims, not parsed to find out.
+    directory = read_central_directory(path)
+    if directory is None:
+        card.fail_integrity("zip.unreadable", "The zip has no end-of-central-directory record.")
+        return None
+    if directory.member_count > thresholds.zip_max_members:
+        _flag_too_many(card, directory.member_count, thresholds)
+        return ArchiveFacts(directory.member_count, 0)
+    if directory.directory_bytes > MAX_DIRECTORY_BYTES:
+        card.flag(
+            "zip.too_many_members",
+            f"The zip's directory is {directory.directory_bytes} bytes, over the limit of "
+            f"{MAX_DIRECTORY_BYTES}.",
+        )
+        return ArchiveFacts(directory.member_count, 0)
     try:
         with zipfile.ZipFile(path) as archive:
             return _inspect(card, archive, thresholds)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
-        card.fail_integrity("zip.unreadable", f"The zip could not be read ({type(exc).__name__}).")
+    # Whatever a crafted directory provokes in zipfile (BadZipFile, struct.error,
+    # OverflowError, UnicodeDecodeError, MemoryError...) means "unreadable", never a crash.
+    except Exception as exc:
+        card.fail_integrity("zip.unreadable", f"The zip could not be read ({describe(exc)}).")
         return None
 
 
@@ -117,8 +140,10 @@ def _inspect(
         except NotImplementedError:
             kinds.add("unsupported_compression")
             continue
-        except zipfile.BadZipFile:
-            _flag_corrupt(card, info)
+        # A corrupt stream shows as BadZipFile, zlib.error, lzma.LZMAError, OSError (bz2),
+        # EOFError...: all say the same about the member.
+        except Exception as exc:
+            _flag_corrupt(card, info, exc)
             return facts
         kinds |= _content_kinds(prefix)
     # Headers can lie; decompressing (bounded by the declared sizes just checked) proves
@@ -146,10 +171,7 @@ def _flag_limits(
 ) -> bool:
     over = False
     if len(members) > thresholds.zip_max_members:
-        card.flag(
-            "zip.too_many_members",
-            f"The zip has {len(members)} members, over the limit of {thresholds.zip_max_members}.",
-        )
+        _flag_too_many(card, len(members), thresholds)
         over = True
     if declared_total > thresholds.zip_max_total_uncompressed_bytes:
         card.flag(
@@ -180,6 +202,13 @@ def _flag_limits(
     return over
 
 
+def _flag_too_many(card: ScoreCard, count: int, thresholds: VerificationThresholds) -> None:
+    card.flag(
+        "zip.too_many_members",
+        f"The zip has {count} members, over the limit of {thresholds.zip_max_members}.",
+    )
+
+
 def _verify_members(
     card: ScoreCard, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]
 ) -> None:
@@ -195,13 +224,16 @@ def _verify_members(
                     pass
         except NotImplementedError:
             continue  # Reported as unsupported_compression from the prefix read.
-        except zipfile.BadZipFile:
-            _flag_corrupt(card, info)
+        except Exception as exc:
+            _flag_corrupt(card, info, exc)
             return
 
 
-def _flag_corrupt(card: ScoreCard, info: zipfile.ZipInfo) -> None:
-    card.fail_integrity("zip.corrupt_member", f"The zip member {info.filename!r} is corrupt.")
+def _flag_corrupt(card: ScoreCard, info: zipfile.ZipInfo, exc: Exception) -> None:
+    card.fail_integrity(
+        "zip.corrupt_member",
+        f"The zip member {info.filename[:MAX_NAME_CHARS]!r} is corrupt ({describe(exc)}).",
+    )
 
 
 def _name_kinds(name: str) -> set[str]:
