@@ -16,6 +16,7 @@ from service.api.errors import (
     handle_domain_error,
     serialize_http_error,
 )
+from service.api.json_bodies import install as install_bounded_json
 from service.api.metrics import ApiMetrics, MetricsMiddleware, MetricsResource
 from service.api.openapi import OpenApiResource
 from service.api.resources.health import Liveness, Readiness
@@ -27,7 +28,13 @@ from service.api.resources.jobs import (
     QueueStats,
 )
 from service.api.resources.proofs import ProofCollection, VerificationStatus
-from service.api.resources.rifts import RiftCollection, RiftEvents, RiftItem, RiftTransitions
+from service.api.resources.rifts import (
+    RiftCollection,
+    RiftEvents,
+    RiftItem,
+    RiftRisk,
+    RiftTransitions,
+)
 from service.domain.correlation import set_request_id
 from service.domain.errors import DomainError
 from service.domain.intake import IntakeLimits, ProofIntake
@@ -69,6 +76,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART]
     assert isinstance(multipart, MultipartFormHandler)
     multipart.parse_options.max_body_part_count = ctx.settings.max_files_per_proof + 8
+    install_bounded_json(app)
     app.add_error_handler(DomainError, handle_domain_error)
     app.add_error_handler(DATABASE_UNAVAILABLE, handle_database_unavailable)
     app.set_error_serializer(serialize_http_error)
@@ -93,6 +101,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     app.add_route("/api/rifts", RiftCollection(authenticate, work))
     app.add_route("/api/rifts/{rift_id}", RiftItem(authenticate, work))
     app.add_route("/api/rifts/{rift_id}/transitions", RiftTransitions(authenticate, work))
+    app.add_route("/api/rifts/{rift_id}/risk", RiftRisk(authenticate, work))
     app.add_route("/api/rifts/{rift_id}/events", RiftEvents(authenticate, work))
     app.add_route(
         "/api/rifts/{rift_id}/proofs", ProofCollection(authenticate, intake, metrics.submissions)

@@ -1,13 +1,41 @@
-"""The OpenAPI document, served at /openapi.json and tested against the app's routes."""
+"""The OpenAPI document, built from the schemas the server enforces (service/api/schemas.py).
+
+Served at /openapi.json; tests check it with openapi-spec-validator, compare its routes
+with the app's, and fuzz every operation against it with schemathesis.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import falcon
 
-ERROR = {"$ref": "#/components/schemas/Error"}
+from service.api.schemas import COMPONENTS, IDEMPOTENCY_KEY
+from service.models import JobState
+
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+JSON = "application/json"
+
+#: What each documented error status means for a client (every body is an Error).
+ERROR_MEANINGS = {
+    "400": "malformed request: the body is not the JSON this route reads",
+    "401": "no bearer token, or one that is not valid (expired, wrong signature)",
+    "403": "the caller's role may not do this",
+    "404": "no such resource, or not the caller's (the same answer, by design)",
+    "409": "the resource's state or version does not allow this",
+    "411": "a body sent without Content-Length (chunked): send its length",
+    "413": "the body is larger than the limit",
+    "415": "the body's media type is not the one this route reads",
+    "422": "a field is missing, unknown or invalid; `field` names it",
+    "503": "a dependency (the database) is unavailable; retry after Retry-After seconds",
+}
+# Every route that reads a body can answer these, whatever it does with the body.
+BODY_ERRORS = ("400", "411", "413", "415", "422")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _op(
@@ -17,83 +45,197 @@ def _op(
     body: str | None = None,
     auth: bool = True,
     errors: tuple[str, ...] = (),
+    request: str | None = None,
+    response: str | None = None,
+    response_type: str = JSON,
+    parameters: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
-    responses: dict[str, Any] = {status: {"description": summary}}
-    for code in errors + (("401", "404") if auth else ()):
+    """One operation: its success response (and schema), every error it can answer."""
+    success: dict[str, Any] = {"description": summary}
+    if response is not None:
+        success["content"] = {response_type: {"schema": _ref(response)}}
+    responses: dict[str, Any] = {status: success}
+    codes = set(errors) | ({"401", "404", "503"} if auth else set())
+    if body:
+        codes |= set(BODY_ERRORS)
+    for code in sorted(codes):
         responses[code] = {
-            "description": "error",
-            "content": {"application/json": {"schema": ERROR}},
+            "description": ERROR_MEANINGS.get(code, "error"),
+            "content": {JSON: {"schema": _ref("Error")}},
         }
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if auth:
         op["security"] = BEARER
+    if parameters:
+        op["parameters"] = list(parameters)
     if body:
-        op["requestBody"] = {"required": True, "content": {body: {"schema": {"type": "object"}}}}
+        schema = _ref(request) if request else {"type": "object"}
+        op["requestBody"] = {"required": True, "content": {body: {"schema": schema}}}
     return op
 
 
+STATE_QUERY = {
+    "name": "state",
+    "in": "query",
+    "required": False,
+    "description": "job states to list (repeatable); FAILED and DEAD when absent",
+    "schema": {"type": "array", "items": {"type": "string", "enum": [s.value for s in JobState]}},
+    "style": "form",
+    "explode": True,
+}
+LIMIT_QUERY = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+}
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "the same key and content answer as the first request did (replayed)",
+    "schema": IDEMPOTENCY_KEY,
+}
+
 PATHS: dict[str, dict[str, Any]] = {
-    "/healthz": {"get": _op("The process answers", "200", auth=False)},
-    "/readyz": {"get": _op("Database and broker answer", "200", auth=False, errors=("503",))},
-    "/metrics": {"get": _op("Prometheus exposition", "200", auth=False)},
-    "/openapi.json": {"get": _op("This document", "200", auth=False)},
+    "/healthz": {"get": _op("The process answers", "200", auth=False, response="Liveness")},
+    "/readyz": {
+        "get": {
+            **_op("Database and broker answer", "200", auth=False, response="Readiness"),
+            "responses": {
+                "200": {
+                    "description": "ready",
+                    "content": {JSON: {"schema": _ref("Readiness")}},
+                },
+                "503": {
+                    "description": "a dependency is down; `checks` names it",
+                    "content": {JSON: {"schema": _ref("Readiness")}},
+                },
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus exposition",
+            "responses": {
+                "200": {
+                    "description": "Prometheus exposition",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "This document",
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    },
     "/api/rifts": {
         "post": _op(
             "Create a rift; the caller is the buyer",
             "201",
-            body="application/json",
-            errors=("422",),
+            body=JSON,
+            request="NewRift",
+            response="Rift",
         )
     },
-    "/api/rifts/{rift_id}": {"get": _op("Read a rift", "200")},
+    "/api/rifts/{rift_id}": {"get": _op("Read a rift", "200", response="Rift")},
     "/api/rifts/{rift_id}/transitions": {
         "post": _op(
             "Move a rift, by the role-aware transition table",
             "200",
-            body="application/json",
-            errors=("403", "409", "422"),
+            body=JSON,
+            request="TransitionRequest",
+            response="Rift",
+            errors=("403", "409"),
         )
     },
-    "/api/rifts/{rift_id}/events": {"get": _op("The rift's append-only event log", "200")},
+    "/api/rifts/{rift_id}/risk": {
+        "put": _op(
+            "Set the rift's risk inputs (admin); recorded in its event log",
+            "200",
+            body=JSON,
+            request="RiskAssessment",
+            response="Rift",
+            errors=("403",),
+        )
+    },
+    "/api/rifts/{rift_id}/events": {
+        "get": _op("The rift's append-only event log", "200", response="RiftEvents")
+    },
     "/api/rifts/{rift_id}/proofs": {
         "post": _op(
             "Submit proof; verified in the background",
             "202",
             body="multipart/form-data",
-            errors=("403", "409", "413", "415", "422"),
+            request="ProofForm",
+            response="ProofReceipt",
+            errors=("403", "409"),
+            parameters=(IDEMPOTENCY_HEADER,),
         )
     },
     "/api/rifts/{rift_id}/verification-status": {
-        "get": _op("Where verification stands, and its verdict", "200")
+        "get": _op(
+            "Where verification stands, and its verdict", "200", response="VerificationStatus"
+        )
     },
-    "/api/jobs/{job_id}": {"get": _op("A job record", "200")},
-    "/api/admin/jobs": {"get": _op("Failed and dead jobs (admin)", "200", errors=("403",))},
+    "/api/jobs/{job_id}": {"get": _op("A job record", "200", response="Job")},
+    "/api/admin/jobs": {
+        "get": _op(
+            "Failed and dead jobs (admin)",
+            "200",
+            response="JobList",
+            errors=("403", "422"),
+            parameters=(STATE_QUERY, LIMIT_QUERY),
+        )
+    },
     "/api/admin/jobs/{job_id}/retry": {
-        "post": _op("Run a FAILED or DEAD job again (admin)", "202", errors=("403", "409"))
+        "post": _op(
+            "Run a FAILED or DEAD job again (admin)",
+            "202",
+            response="Job",
+            errors=("403", "409"),
+        )
     },
     "/api/admin/queues": {
-        "get": _op("Queue depth, delay, dead letters, workers (admin)", "200", errors=("403",))
+        "get": _op(
+            "Queue depth, delay, dead letters, workers (admin)",
+            "200",
+            response="Queues",
+            errors=("403",),
+        )
     },
 }
+
+
+def _with_path_parameters(paths: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Declare every {name} of every path template as a required string path parameter."""
+    declared: dict[str, dict[str, Any]] = {}
+    for template, operations in paths.items():
+        names = re.findall(r"{(\w+)}", template)
+        item = dict(operations)
+        if names:
+            item["parameters"] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in names
+            ]
+        declared[template] = item
+    return declared
+
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Rift proof verification", "version": "1"},
-    "paths": PATHS,
+    "paths": _with_path_parameters(PATHS),
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error", "message"],
-                "properties": {
-                    "error": {"type": "string"},
-                    "message": {"type": "string"},
-                    "field": {"type": "string"},
-                    "allowed": {"type": "array", "items": {"type": "string"}},
-                },
-            }
-        },
+        "schemas": COMPONENTS,
     },
 }
 

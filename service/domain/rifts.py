@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.domain import transitions
 from service.domain.clock import IdFactory
+from service.domain.currencies import is_iso_4217
 from service.domain.errors import (
     Forbidden,
     InvalidInput,
@@ -22,8 +24,28 @@ from service.domain.queues import CLEAN_UP_RIFT
 from service.domain.users import User
 from service.models import ActorRole, ItemType, Job, Rift, RiftEvent, RiftStatus
 
-CURRENCY_LENGTH = 3
 MAX_SUBTOTAL_MINOR = 10**13
+MAX_TITLE_CHARS = 200
+#: The rifts table's buyer_id / seller_id columns (and the event log's actor_id).
+MAX_USER_ID_CHARS = 64
+MAX_REASON_CHARS = 500
+# Bidirectional formatting characters (Unicode category Cf) make a title read differently
+# from what is stored ("Trojan Source"); they and control characters are refused.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def check_title(title: str) -> None:
+    """Refuse a title that is empty, too long, or carries control or bidi characters."""
+    if not title.strip() or len(title) > MAX_TITLE_CHARS:
+        raise InvalidInput(f"title must be 1-{MAX_TITLE_CHARS} characters", field="title")
+    if any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in title):
+        raise InvalidInput(
+            "title must not contain control characters (NUL, BEL, line breaks) or "
+            "bidirectional overrides; send plain text",
+            field="title",
+        )
 
 
 @dataclass(frozen=True)
@@ -33,22 +55,42 @@ class NewRift:
     seller_id: str
     subtotal_minor: int
     currency: str
-    risk_score: int = 0
-    requires_manual_review: bool = False
 
     def __post_init__(self) -> None:
-        if not self.title.strip() or len(self.title) > 200:
-            raise InvalidInput("title must be 1-200 characters", field="title")
+        check_title(self.title)
         if not 0 < self.subtotal_minor <= MAX_SUBTOTAL_MINOR:
             raise InvalidInput(
                 "subtotal must be a positive amount in minor units", field="subtotal"
             )
-        if len(self.currency) != CURRENCY_LENGTH or not self.currency.isalpha():
-            raise InvalidInput("currency must be a 3-letter ISO 4217 code", field="currency")
+        if not is_iso_4217(self.currency.upper()):
+            raise InvalidInput(
+                f"currency must be a 3-letter ISO 4217 code such as USD or EUR, "
+                f"not {self.currency[:8]!r}",
+                field="currency",
+            )
+        if not self.seller_id.strip() or len(self.seller_id) > MAX_USER_ID_CHARS:
+            raise InvalidInput(
+                f"seller_id must be a user id of 1-{MAX_USER_ID_CHARS} characters",
+                field="seller_id",
+            )
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """The platform's view of a rift's risk: only an admin (or a server-side rule) sets it."""
+
+    risk_score: int
+    requires_manual_review: bool
+    reason: str
+
+    def __post_init__(self) -> None:
         if not 0 <= self.risk_score <= 100:
             raise InvalidInput("risk_score must be between 0 and 100", field="risk_score")
-        if not self.seller_id.strip():
-            raise InvalidInput("seller_id is required", field="seller_id")
+        if not self.reason.strip() or len(self.reason) > MAX_REASON_CHARS:
+            raise InvalidInput(
+                f"reason must be 1-{MAX_REASON_CHARS} characters: say why the risk changed",
+                field="reason",
+            )
 
 
 def system_note(rift_id: str, kind: str, reason: str, now: datetime) -> RiftEvent:
@@ -79,8 +121,9 @@ def create_rift(
         seller_id=spec.seller_id,
         subtotal_minor=spec.subtotal_minor,
         currency=spec.currency.upper(),
-        risk_score=spec.risk_score,
-        requires_manual_review=spec.requires_manual_review,
+        # Risk is the platform's: a new rift starts neutral, an admin assesses it.
+        risk_score=0,
+        requires_manual_review=False,
         status=RiftStatus.DRAFT,
         created_at=now,
         updated_at=now,
@@ -108,6 +151,37 @@ def load_rift(session: Session, rift_id: str, user: User, *, for_update: bool = 
     # Not yours looks exactly like missing: ids must not leak whether a deal exists.
     if rift is None or user.relation_to(rift) is None:
         raise NotFound(f"no rift {rift_id}")
+    return rift
+
+
+def assess_risk(
+    session: Session, rift_id: str, admin: User, assessment: RiskAssessment, *, now: datetime
+) -> Rift:
+    """Set the rift's risk inputs (admin only) and record who changed what in its log."""
+    if not admin.is_admin:
+        raise Forbidden("only an admin sets a rift's risk")
+    rift = load_rift(session, rift_id, admin, for_update=True)
+    changes = (
+        f"risk_score {rift.risk_score} -> {assessment.risk_score}, requires_manual_review "
+        f"{str(rift.requires_manual_review).lower()} -> "
+        f"{str(assessment.requires_manual_review).lower()}"
+    )
+    rift.risk_score = assessment.risk_score
+    rift.requires_manual_review = assessment.requires_manual_review
+    rift.updated_at = now
+    session.add(
+        RiftEvent(
+            rift_id=rift.id,
+            actor_role=ActorRole.ADMIN,
+            actor_id=admin.id,
+            from_status=None,
+            to_status=None,
+            kind="risk_assessed",
+            reason=f"{changes}: {assessment.reason.strip()}",
+            created_at=now,
+        )
+    )
+    session.flush()
     return rift
 
 

@@ -1,8 +1,13 @@
-"""The OpenAPI document names exactly the routes and methods the app serves."""
+"""The OpenAPI document is valid and names exactly the routes and methods the app serves."""
+
+import re
 
 from falcon.routing import CompiledRouter
+from openapi_spec_validator import validate
 
 from service.api.openapi import DOCUMENT
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 def served_routes(app) -> dict[str, set[str]]:
@@ -27,7 +32,7 @@ def served_routes(app) -> dict[str, set[str]]:
 
 def test_every_route_is_documented_and_every_documented_route_exists(client):
     served = served_routes(client.app)
-    documented = {path: set(ops) for path, ops in DOCUMENT["paths"].items()}
+    documented = {path: set(ops) & HTTP_METHODS for path, ops in DOCUMENT["paths"].items()}
     assert served == documented
 
 
@@ -35,3 +40,26 @@ def test_the_document_is_served(client):
     result = client.simulate_get("/openapi.json")
     assert result.status_code == 200
     assert result.json["openapi"].startswith("3.")
+
+
+def test_the_document_is_valid_openapi_3_1(client):
+    validate(client.simulate_get("/openapi.json").json)
+
+
+def test_every_path_parameter_is_declared():
+    for template, item in DOCUMENT["paths"].items():
+        names = {p["name"] for p in item.get("parameters", []) if p["in"] == "path"}
+        assert names == set(re.findall(r"{(\w+)}", template)), template
+
+
+def test_every_error_a_client_can_cause_is_documented_with_the_error_body():
+    statuses = {
+        code
+        for item in DOCUMENT["paths"].values()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+        for code, response in op["responses"].items()
+        if response.get("content", {}).get("application/json", {}).get("schema")
+        == {"$ref": "#/components/schemas/Error"}
+    }
+    assert {"400", "401", "403", "404", "409", "411", "413", "415", "422", "503"} <= statuses

@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon.testing
 
+from service.domain.users import Role
 from service.multipart import encode_multipart
 
 BUYER, SELLER, STRANGER, OPERATOR = "buyer-1", "seller-1", "stranger-1", "operator-1"
@@ -26,7 +27,12 @@ def multipart(
     return body, {"Content-Type": content_type}
 
 
+RISK_FIELDS = ("risk_score", "requires_manual_review")
+
+
 def create_rift(client: falcon.testing.TestClient, auth: Any, **overrides: Any) -> dict[str, Any]:
+    """Create a rift as BUYER; risk overrides are set afterwards by an admin, as they must be."""
+    risk = {name: overrides.pop(name) for name in RISK_FIELDS if name in overrides}
     body = {
         "title": "Logo design",
         "item_type": "SERVICES",
@@ -37,7 +43,19 @@ def create_rift(client: falcon.testing.TestClient, auth: Any, **overrides: Any) 
     }
     result = client.simulate_post("/api/rifts", json=body, headers=auth(BUYER))
     assert result.status_code == 201, result.text
-    return dict(result.json)
+    if not risk:
+        return dict(result.json)
+    assessed = client.simulate_put(
+        f"/api/rifts/{result.json['id']}/risk",
+        json={
+            "risk_score": risk.get("risk_score", 0),
+            "requires_manual_review": risk.get("requires_manual_review", False),
+            "reason": "set up by the test",
+        },
+        headers=auth(OPERATOR, Role.ADMIN),
+    )
+    assert assessed.status_code == 200, assessed.text
+    return dict(assessed.json)
 
 
 def funded_rift(client: falcon.testing.TestClient, auth: Any, **overrides: Any) -> dict[str, Any]:
