@@ -23,7 +23,12 @@ log = logging.getLogger(__name__)
 # The advisory lock's key: any constant no other feature of this database uses ("rift" in ASCII).
 SCHEDULER_LOCK_KEY = 0x72696674
 # A dead leader's host is noticed by PostgreSQL after about idle + interval x count seconds.
-KEEPALIVE_ARGS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5}
+KEEPALIVE_ARGS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 LOCK_CONNECT_TIMEOUT_S = 5
 
 
