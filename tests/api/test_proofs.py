@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import falcon.testing
 import pytest
@@ -13,6 +12,7 @@ from actors.dispatch import DramatiqDispatcher
 from actors.queue_stats import RedisQueueStats
 from service.api.app import create_app
 from service.api.metrics import ApiMetrics
+from service.blobs import blob_store_from_settings
 from service.domain.clock import utcnow
 from service.domain.jobs import relay_outbox
 from service.models import Asset, Job, JobState, Proof
@@ -22,8 +22,9 @@ TRACKING = {"tracking_number": "1Z999AA10123456784"}
 NOTE = ("note.txt", DELIVERY_NOTE.encode(), "text/plain")
 
 
-def blob_files(settings) -> list[Path]:
-    return [p for p in Path(settings.blob_dir).rglob("*") if p.is_file()]
+def blob_files(settings) -> list[str]:
+    """Keys of the stored blobs, in whichever store settings name (local directory or S3)."""
+    return [b.key for b in blob_store_from_settings(settings).list_blobs()]
 
 
 def count(sessions, model) -> int:
@@ -91,6 +92,8 @@ def test_proof_on_a_draft_rift_is_409_and_stores_nothing(client, auth, sessions,
     assert blob_files(settings) == []
 
 
+# The object store too: the file written before the refusal is deleted from the bucket.
+@pytest.mark.parametrize("blob_store", ["local", "s3"], indirect=True)
 def test_an_oversize_file_is_413_and_leaves_no_blob_or_row(client, auth, sessions, settings):
     rift = funded_rift(client, auth)
     too_big = b"a" * (settings.max_file_bytes + 1)
@@ -121,6 +124,8 @@ def test_a_request_over_the_total_limit_is_refused_before_reading(client, auth, 
     assert result.status_code == 413
 
 
+# The object store too: the file written before the refusal is deleted from the bucket.
+@pytest.mark.parametrize("blob_store", ["local", "s3"], indirect=True)
 def test_a_disallowed_file_type_is_415_naming_the_allowed_ones(client, auth, sessions, settings):
     rift = funded_rift(client, auth)
     exe = b"MZ\x90\x00" + b"\x00" * 200 + b"This program cannot be run in DOS mode" + b"\x00" * 300
