@@ -12,6 +12,9 @@ LOCK_PLATFORM := x86_64-unknown-linux-gnu
 APT_PACKAGES := clamav-daemon clamav clamdscan clamav-testfiles prometheus libmagic1 redis-server redis-tools
 API_URL ?= http://127.0.0.1:8000
 
+# make run is a development setup: the public development secrets, console logs. Anything
+# else needs RIFT_ENV set otherwise and real JWT_SECRET / LICENSE_KEY_SECRET (see README).
+export RIFT_ENV ?= development
 export CLAMD_PORT ?= 3310
 export CLAMD_ADDRESS ?= tcp://127.0.0.1:$(CLAMD_PORT)
 export RIFT_START_CLAMD ?= true

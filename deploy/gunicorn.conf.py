@@ -13,6 +13,7 @@ _metrics_dir = os.environ.setdefault(
 
 from prometheus_client import multiprocess  # noqa: E402
 
+from service.api import gunicorn_errors  # noqa: E402
 from service.observability.gunicorn_logs import gunicorn_logger_class  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
@@ -26,6 +27,9 @@ graceful_timeout = 30
 accesslog = "-"
 # Access and error lines in the app's shape (JSON when LOG_FORMAT=json or in production).
 logger_class = gunicorn_logger_class(Settings.from_env().log_format)
+# Requests gunicorn refuses itself (NUL in a header, oversize headers) answer the API's JSON
+# error shape, not an HTML page; the workers fork from this process and inherit it.
+gunicorn_errors.install()
 
 
 def on_starting(server: object) -> None:

@@ -51,6 +51,35 @@ def redis_url_from_env(environ: Mapping[str, str]) -> str:
     return f"redis://{auth}{host}:{port}/{db}"
 
 
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+MIN_SECRET_BYTES = 32
+# Public: anyone can read them here, so they sign nothing outside development.
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"  # noqa: S105
+DEV_LICENSE_KEY_SECRET = "dev-only-license-key-secret-change-me-0123456789"  # noqa: S105
+SECRET_VARIABLES = {"JWT_SECRET": DEV_JWT_SECRET, "LICENSE_KEY_SECRET": DEV_LICENSE_KEY_SECRET}
+
+
+def require_real_secrets(environ: Mapping[str, str], environment: str) -> None:
+    """Refuse to start outside development without both secrets of MIN_SECRET_BYTES."""
+    problems = []
+    for name, public_value in SECRET_VARIABLES.items():
+        value = environ.get(name, "")
+        if not value:
+            problems.append(f"{name} is not set")
+        elif value == public_value:
+            problems.append(f"{name} is the public development value")
+        elif len(value.encode()) < MIN_SECRET_BYTES:
+            problems.append(f"{name} is {len(value.encode())} bytes")
+    if problems:
+        raise SettingsError(
+            f"JWT_SECRET and LICENSE_KEY_SECRET must be set to random values of at least "
+            f"{MIN_SECRET_BYTES} bytes each unless RIFT_ENV=development (RIFT_ENV is "
+            f"{environment!r}; {', '.join(problems)}). Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+
+
 def _parse(kind: str, name: str, raw: str) -> Any:
     """Convert raw to the field's annotated type (annotations are strings here)."""
     if kind in ("str", "str | None"):
@@ -110,24 +139,31 @@ class Settings:
     )
     jwt_secret: str = field(
         metadata=env_var(
-            "JWT_SECRET", "HS256 secret for bearer tokens", shown_default="development value"
+            "JWT_SECRET",
+            "HS256 secret for bearer tokens; at least 32 bytes outside development",
+            shown_default="development value in development; else required",
         )
     )
     license_key_secret: str = field(
         metadata=env_var(
             "LICENSE_KEY_SECRET",
             "at least 32 bytes; encrypts license keys and keys their fingerprints",
-            shown_default="development value",
+            shown_default="development value in development; else required",
         )
     )
     environment: str = field(
         default="development",
-        metadata=env_var("RIFT_ENV", "`production` requires both secrets below and logs JSON"),
+        metadata=env_var(
+            "RIFT_ENV",
+            "only `development` runs on the public development secrets and logs for a "
+            "console; anything else (unset included) requires both secrets below and logs JSON",
+            shown_default="production",
+        ),
     )
     log_format: str = field(
         default="console",
         metadata=env_var(
-            "LOG_FORMAT", "log renderer", shown_default="console (json in production)"
+            "LOG_FORMAT", "log renderer", shown_default="json (console in development)"
         ),
     )
     max_file_bytes: int = field(
@@ -298,14 +334,16 @@ class Settings:
         values["data_dir"] = data_dir
         values.setdefault("database_url", f"sqlite:///{data_dir / 'rift.sqlite3'}")
         values["redis_url"] = redis_url_from_env(environ)
-        environment = values.setdefault("environment", "development")
-        if environment == "production" and not (
-            values.get("jwt_secret") and values.get("license_key_secret")
-        ):
-            raise SettingsError("JWT_SECRET and LICENSE_KEY_SECRET must be set in production")
-        values.setdefault("jwt_secret", "dev-only-jwt-secret-change-me-0123456789")
-        values.setdefault("license_key_secret", "dev-only-license-key-secret-change-me-0123456789")
-        values.setdefault("log_format", "json" if environment == "production" else "console")
+        # Fail closed: only an explicit development mode runs on the public development
+        # secrets; unset, "prod", "Production" or "staging" all need real ones.
+        environment = values.get("environment", PRODUCTION).strip().lower()
+        values["environment"] = environment
+        if environment == DEVELOPMENT:
+            values.setdefault("jwt_secret", DEV_JWT_SECRET)
+            values.setdefault("license_key_secret", DEV_LICENSE_KEY_SECRET)
+        else:
+            require_real_secrets(environ, environment)
+        values.setdefault("log_format", "console" if environment == DEVELOPMENT else "json")
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings, SettingsError, documented_default, env_fields
+from service.settings import (
+    DEV_JWT_SECRET,
+    DEV_LICENSE_KEY_SECRET,
+    MIN_SECRET_BYTES,
+    Settings,
+    SettingsError,
+    documented_default,
+    env_fields,
+)
 from tests.support.settings import test_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -44,7 +52,7 @@ def test_a_child_process_environment_reads_back_the_same_settings(tmp_path: Path
 
 
 def test_unset_variables_take_the_declared_defaults(tmp_path: Path) -> None:
-    settings = Settings.from_env({"RIFT_DATA_DIR": str(tmp_path)})
+    settings = Settings.from_env({"RIFT_ENV": "development", "RIFT_DATA_DIR": str(tmp_path)})
     assert settings.max_file_bytes == 50 * 1024 * 1024
     assert settings.sentry_dsn is None
     assert settings.database_url == f"sqlite:///{tmp_path / 'rift.sqlite3'}"
@@ -61,4 +69,49 @@ def test_unset_variables_take_the_declared_defaults(tmp_path: Path) -> None:
 )
 def test_a_value_of_the_wrong_type_names_the_variable(name: str, raw: str, says: str) -> None:
     with pytest.raises(SettingsError, match=f"{name} must be .*{says}"):
-        Settings.from_env({name: raw})
+        Settings.from_env({"RIFT_ENV": "development", name: raw})
+
+
+REAL_SECRETS = {"JWT_SECRET": "j" * MIN_SECRET_BYTES, "LICENSE_KEY_SECRET": "k" * MIN_SECRET_BYTES}
+
+
+@pytest.mark.parametrize("environment", [None, "production", "prod", "Production", "staging"])
+def test_anything_but_development_refuses_to_start_without_real_secrets(
+    environment: str | None,
+) -> None:
+    environ = {} if environment is None else {"RIFT_ENV": environment}
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(environ)
+    message = str(refused.value)
+    assert "JWT_SECRET and LICENSE_KEY_SECRET must be set" in message
+    assert "RIFT_ENV=development" in message and "token_urlsafe" in message
+
+
+@pytest.mark.parametrize(
+    ("secrets", "named"),
+    [
+        ({**REAL_SECRETS, "JWT_SECRET": "x" * (MIN_SECRET_BYTES - 1)}, "JWT_SECRET is 31 bytes"),
+        ({"JWT_SECRET": "j" * MIN_SECRET_BYTES}, "LICENSE_KEY_SECRET is not set"),
+        (
+            {**REAL_SECRETS, "LICENSE_KEY_SECRET": DEV_LICENSE_KEY_SECRET},
+            "LICENSE_KEY_SECRET is the public development value",
+        ),
+    ],
+)
+def test_production_names_the_secret_to_fix(secrets: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env({"RIFT_ENV": "production", **secrets})
+
+
+def test_production_with_real_secrets_starts_and_logs_json() -> None:
+    settings = Settings.from_env({"RIFT_ENV": "Production", **REAL_SECRETS})
+    assert (settings.environment, settings.log_format) == ("production", "json")
+    assert settings.jwt_secret == REAL_SECRETS["JWT_SECRET"]
+
+
+@pytest.mark.parametrize("environment", ["development", "Development"])
+def test_only_explicit_development_runs_on_the_development_secrets(environment: str) -> None:
+    settings = Settings.from_env({"RIFT_ENV": environment})
+    assert settings.environment == "development"
+    assert settings.jwt_secret == DEV_JWT_SECRET
+    assert settings.log_format == "console"

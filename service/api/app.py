@@ -10,6 +10,7 @@ import structlog
 from falcon.media.multipart import MultipartFormHandler
 
 from service.api.context import ApiContext
+from service.api.edge import LengthRequiredMiddleware
 from service.api.errors import (
     DATABASE_UNAVAILABLE,
     handle_database_unavailable,
@@ -70,7 +71,11 @@ class RequestIdMiddleware:
 
 def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats) -> WsgiApp:
     """Build the WSGI app from its dependencies."""
-    middleware: list[Any] = [RequestIdMiddleware(), MetricsMiddleware(metrics)]
+    middleware: list[Any] = [
+        RequestIdMiddleware(),
+        MetricsMiddleware(metrics),
+        LengthRequiredMiddleware(),
+    ]
     app: WsgiApp = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART]

@@ -19,6 +19,15 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 UNMATCHED_ROUTE = "unmatched"
+# A client picks the method: any other string is counted as "other", so a scanner sending
+# random methods cannot grow the label set without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    """The method as a bounded metric label."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def multiprocess_dir() -> str | None:
@@ -76,7 +85,7 @@ class MetricsMiddleware:
         route = req.uri_template or UNMATCHED_ROUTE
         req.context.metrics_route = route
         req.context.metrics_started = time.perf_counter()
-        self.metrics.in_flight.labels(req.method, route).inc()
+        self.metrics.in_flight.labels(method_label(req.method), route).inc()
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
@@ -86,11 +95,13 @@ class MetricsMiddleware:
         if route is None or started is None:
             route, started = UNMATCHED_ROUTE, None
         else:
-            self.metrics.in_flight.labels(req.method, route).dec()
+            self.metrics.in_flight.labels(method_label(req.method), route).dec()
         status = resp.status_code if isinstance(resp.status_code, int) else 500
-        self.metrics.requests.labels(req.method, route, str(status)).inc()
+        self.metrics.requests.labels(method_label(req.method), route, str(status)).inc()
         if started is not None:
-            self.metrics.latency.labels(req.method, route).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(method_label(req.method), route).observe(
+                time.perf_counter() - started
+            )
 
 
 class MetricsResource:

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from falcon.routing import CompiledRouter
 from openapi_spec_validator import validate
 
@@ -63,3 +64,14 @@ def test_every_error_a_client_can_cause_is_documented_with_the_error_body():
         == {"$ref": "#/components/schemas/Error"}
     }
     assert {"400", "401", "403", "404", "409", "411", "413", "415", "422", "503"} <= statuses
+
+
+# Falcon's test client runs the app under wsgiref's validator, which warns on such methods.
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")
+def test_a_made_up_method_is_counted_as_other_not_as_a_new_label(client):
+    client.simulate_request("FOOBAR", "/healthz")
+    client.simulate_request("GET", "/healthz")
+    exposition = client.simulate_get("/metrics").text
+    assert 'method="FOOBAR"' not in exposition
+    assert 'method="other",route="/healthz"' in exposition
+    assert 'method="GET",route="/healthz"' in exposition

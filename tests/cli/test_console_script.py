@@ -29,7 +29,8 @@ def run_rift(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [str(RIFT), *args],
         cwd=cwd,
-        env={**base, **env},
+        # Development unless a test says otherwise: anything else needs real secrets.
+        env={**base, "RIFT_ENV": "development", **env},
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
