@@ -11,6 +11,7 @@ from service.domain.users import Role, User
 
 ALGORITHM = "HS256"
 LEEWAY_S = 30
+MAX_SUBJECT_CHARS = 64
 
 
 def user_from_header(header: str | None, secret: str) -> User:
@@ -35,6 +36,12 @@ def user_from_header(header: str | None, secret: str) -> User:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise Unauthenticated("the token names no user (sub)")
+    # A user id is stored as buyer, seller and actor (64-character columns): a longer one
+    # could never be stored, so it is refused here rather than failing a write later.
+    if len(subject) > MAX_SUBJECT_CHARS or not subject.isprintable():
+        raise Unauthenticated(
+            f"the token's sub must be a user id of at most {MAX_SUBJECT_CHARS} printable characters"
+        )
     try:
         role = Role(claims.get("role", "user"))
     except ValueError:

@@ -28,7 +28,11 @@ from service.api.resources.jobs import (
     JobItem,
     QueueStats,
 )
-from service.api.resources.proofs import ProofCollection, VerificationStatus
+from service.api.resources.proofs import (
+    MAX_PART_HEADER_BYTES,
+    ProofCollection,
+    VerificationStatus,
+)
 from service.api.resources.rifts import (
     RiftCollection,
     RiftEvents,
@@ -81,6 +85,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART]
     assert isinstance(multipart, MultipartFormHandler)
     multipart.parse_options.max_body_part_count = ctx.settings.max_files_per_proof + 8
+    multipart.parse_options.max_body_part_headers_size = MAX_PART_HEADER_BYTES
     install_bounded_json(app)
     app.add_error_handler(DomainError, handle_domain_error)
     app.add_error_handler(DATABASE_UNAVAILABLE, handle_database_unavailable)

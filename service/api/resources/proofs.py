@@ -11,11 +11,13 @@ from prometheus_client import Counter
 from service.api.resources import Authenticate
 from service.api.views import status_view
 from service.domain.errors import InvalidInput, UnsupportedMediaType
-from service.domain.intake import FormField, ProofIntake
+from service.domain.intake import MAX_NAME_CHARS, FormField, ProofIntake
 from service.domain.proofs import latest_verification
 from service.domain.work import UnitOfWork
 
 UPLOAD_CHUNK_BYTES = 256 * 1024
+#: Falcon's limit on one part's header block (its default, set explicitly by the app).
+MAX_PART_HEADER_BYTES = 8192
 
 
 def _chunks(part: BodyPart) -> Iterator[bytes]:
@@ -29,7 +31,13 @@ def form_fields(req: falcon.Request) -> Iterator[FormField]:
         for part in req.get_media():
             yield FormField(part.name, part.filename, part.content_type, _chunks(part))
     except falcon.MediaMalformedError as exc:
-        raise InvalidInput(f"malformed multipart body: {exc.description}") from None
+        detail = exc.description or "unreadable"
+        if detail == "incomplete body part headers":
+            detail += (
+                f": each part's headers must end within {MAX_PART_HEADER_BYTES} bytes "
+                f"(send file names of at most {MAX_NAME_CHARS} characters)"
+            )
+        raise InvalidInput(f"malformed multipart body: {detail}") from None
 
 
 class ProofCollection:
