@@ -27,6 +27,9 @@ graceful_timeout = 30
 accesslog = "-"
 # Access and error lines in the app's shape (JSON when LOG_FORMAT=json or in production).
 logger_class = gunicorn_logger_class(Settings.from_env().log_format)
+# supervisord manages the API, not gunicornc; the control socket would be one path
+# ($HOME/.gunicorn/gunicorn.ctl) shared by every gunicorn on the host, tests included.
+control_socket_disable = True
 # Requests gunicorn refuses itself (NUL in a header, oversize headers) answer the API's JSON
 # error shape, not an HTML page; the workers fork from this process and inherit it.
 gunicorn_errors.install()

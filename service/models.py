@@ -251,6 +251,20 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
 
 
+class OperatorAction(Base):
+    """One thing an operator did from the console or the CLI: who, when, what, to what."""
+
+    __tablename__ = "operator_actions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    actor_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    rift_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
 @event.listens_for(RiftEvent, "before_update")
 @event.listens_for(RiftEvent, "before_delete")
 def _event_log_is_append_only(mapper: Any, connection: Any, target: RiftEvent) -> None:

@@ -44,6 +44,7 @@ from service.domain.correlation import set_request_id
 from service.domain.errors import DomainError
 from service.domain.intake import IntakeLimits, ProofIntake
 from service.domain.work import UnitOfWork
+from service.web.routes import add_page_routes
 
 WsgiApp = falcon.App[falcon.Request, falcon.Response]
 
@@ -123,4 +124,14 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     app.add_route("/api/admin/jobs", AdminJobCollection(authenticate, work))
     app.add_route("/api/admin/jobs/{job_id}/retry", AdminJobRetry(authenticate, work))
     app.add_route("/api/admin/queues", AdminQueues(authenticate, queue_stats))
+
+    # Pages: the seller's proof page, the operator console, file downloads (service/web).
+    add_page_routes(
+        app,
+        settings=ctx.settings,
+        authenticate=authenticate,
+        work=work,
+        blobs=ctx.blobs,
+        queue_stats=queue_stats,
+    )
     return app

@@ -28,6 +28,8 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], str] = {
     errors.VersionConflict: falcon.HTTP_409,
     errors.IdempotencyKeyReused: falcon.HTTP_422,
     errors.JobNotRetryable: falcon.HTTP_409,
+    errors.FileNotServable: falcon.HTTP_409,
+    errors.ConfirmationOutdated: falcon.HTTP_409,
 }
 
 

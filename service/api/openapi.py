@@ -211,6 +211,38 @@ PATHS: dict[str, dict[str, Any]] = {
             errors=("403",),
         )
     },
+    # Pages and what they call (service/web): HTML for a signed-in viewer, file downloads,
+    # and the operator actions of the console.
+    "/session": {
+        "post": _op("Trade the bearer token for the page cookie", "200", auth=True),
+        "delete": _op("Forget the page cookie", "204", auth=False),
+    },
+    "/rifts/{rift_id}": {"get": _op("The proof page (HTML; bearer or page cookie)", "200")},
+    "/rifts/{rift_id}/progress": {
+        "get": _op("The proof page's progress section (HTML); 304 when unchanged", "200")
+    },
+    "/ops": {"get": _op("The operator console (HTML, admin)", "200")},
+    "/ops/jobs/{job_id}": {"get": _op("One job in the console (HTML, admin)", "200")},
+    "/api/assets/{asset_id}/content": {
+        "get": _op("A file asset's bytes, once scanned CLEAN (attachment)", "200", errors=("409",))
+    },
+    "/api/admin/jobs/retry": {
+        "post": _op(
+            "Retry every FAILED or DEAD job a filter matches, given the confirmed count (admin)",
+            "202",
+            body="application/json",
+            errors=("403", "409", "422"),
+        )
+    },
+    "/api/admin/rifts/{rift_id}/decisions": {
+        "post": _op(
+            "Decide a review: release, refund or ask for new proof (admin)",
+            "200",
+            body="application/json",
+            errors=("403", "409", "422"),
+        )
+    },
+    "/api/admin/actions": {"get": _op("Operator actions, newest first (admin)", "200")},
 }
 
 

@@ -1,4 +1,6 @@
-"""Operator commands: `rift migrate | token | demo` (also `python -m service.cli ...`).
+"""Operator commands: `rift migrate | token | demo | link | jobs | queues`.
+
+Also `python -m service.cli ...`.
 
 To add a command, write a module in this package that defines `COMMAND = Command(...)`
 (see `service/cli/command.py`) and list it in `COMMANDS`, the one registration point.
@@ -10,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.cli import demo, migrate, token
+from service.cli import demo, jobs, link, migrate, queues, token
 from service.cli.command import Command, CommandError
 from service.settings import Settings, SettingsError
 
@@ -19,6 +21,9 @@ COMMANDS: tuple[Command, ...] = (
     migrate.COMMAND,
     token.COMMAND,
     demo.COMMAND,
+    link.COMMAND,
+    jobs.COMMAND,
+    queues.COMMAND,
 )
 
 

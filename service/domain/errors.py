@@ -61,3 +61,13 @@ class IdempotencyKeyReused(DomainError):
 
 class JobNotRetryable(DomainError):
     code = "job_not_retryable"
+
+
+class FileNotServable(DomainError):
+    code = "file_not_servable"
+
+
+class ConfirmationOutdated(DomainError):
+    """What the operator confirmed no longer matches what the action would do."""
+
+    code = "confirmation_outdated"

@@ -7,13 +7,15 @@ from typing import Protocol
 import falcon
 
 from service.api.resources import Authenticate
+from service.api.resources.job_filters import job_filter_from_query
 from service.api.views import job_view
-from service.domain.errors import Forbidden, InvalidInput
-from service.domain.job_queries import jobs_in_states, readable_job
-from service.domain.jobs import get_job, retry_job
+from service.domain.errors import Forbidden
+from service.domain.job_queries import readable_job
+from service.domain.job_search import RETRYABLE_STATES, search_jobs
+from service.domain.jobs import get_job
+from service.domain.operator_actions import retry_one
 from service.domain.users import User
 from service.domain.work import UnitOfWork
-from service.models import JobState
 
 MAX_PAGE = 200
 
@@ -45,16 +47,17 @@ class AdminJobCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         _require_admin(self.authenticate(req))
-        raw_states = req.get_param_as_list("state") or [JobState.FAILED.value, JobState.DEAD.value]
-        try:
-            states = [JobState(s.upper()) for s in raw_states]
-        except ValueError:
-            raise InvalidInput(
-                "state must be one of: " + ", ".join(s.value for s in JobState), field="state"
-            ) from None
+        flt = job_filter_from_query(req, default_states=[s.value for s in RETRYABLE_STATES])
         limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE) or 50
         with self.work.read() as session:
-            resp.media = {"jobs": [job_view(j) for j in jobs_in_states(session, states, limit)]}
+            page = search_jobs(
+                session, flt, self.work.clock(), limit=limit, cursor=req.get_param("cursor")
+            )
+            resp.media = {
+                "jobs": [job_view(j) for j in page.jobs],
+                "total": page.total,
+                "next_cursor": page.next_cursor,
+            }
 
 
 class AdminJobRetry:
@@ -63,8 +66,9 @@ class AdminJobRetry:
         self.work = work
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
-        _require_admin(self.authenticate(req))
-        self.work.run(lambda session, now: (None, [retry_job(session, job_id, now)]))
+        operator = self.authenticate(req)
+        _require_admin(operator)
+        self.work.run(lambda session, now: (None, [retry_one(session, job_id, operator, now)]))
         with self.work.read() as session:
             resp.status = falcon.HTTP_202
             resp.media = job_view(get_job(session, job_id))

@@ -1,0 +1,139 @@
+"""Operators' job search: filter by state, actor, rift, job id and age; page by cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from service.domain.clock import as_utc
+from service.domain.errors import InvalidInput
+from service.models import FINAL_JOB_STATES, Job, JobState
+
+RETRYABLE_STATES = (JobState.FAILED, JobState.DEAD)
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which job records an operator means; every criterion given must hold."""
+
+    states: tuple[JobState, ...] = ()
+    actor: str | None = None
+    rift_id: str | None = None
+    job_id: str | None = None
+    # Age is time since the job was created.
+    min_age_s: int | None = None
+    max_age_s: int | None = None
+
+    def clauses(self, now: datetime) -> list[ColumnElement[bool]]:
+        """The WHERE conditions of this filter at the moment now."""
+        found: list[ColumnElement[bool]] = []
+        if self.states:
+            found.append(Job.state.in_(self.states))
+        if self.actor:
+            found.append(Job.actor_name == self.actor)
+        if self.rift_id:
+            found.append(Job.rift_id == self.rift_id)
+        if self.job_id:
+            found.append(Job.id == self.job_id)
+        if self.min_age_s is not None:
+            found.append(Job.created_at <= now - timedelta(seconds=self.min_age_s))
+        if self.max_age_s is not None:
+            found.append(Job.created_at >= now - timedelta(seconds=self.max_age_s))
+        return found
+
+    def retryable(self) -> JobFilter:
+        """The same filter, narrowed to the states an operator may retry."""
+        states = tuple(s for s in self.states if s in RETRYABLE_STATES) if self.states else ()
+        return replace(self, states=states or RETRYABLE_STATES)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The criteria given, as plain JSON (recorded with bulk actions)."""
+        view: dict[str, Any] = {"states": [s.value for s in self.states]} if self.states else {}
+        for name in ("actor", "rift_id", "job_id", "min_age_s", "max_age_s"):
+            value = getattr(self, name)
+            if value not in (None, ""):
+                view[name] = value
+        return view
+
+
+def parse_states(raw: list[str]) -> tuple[JobState, ...]:
+    """Read state names (any case); an unknown one is a 422 naming the valid ones."""
+    try:
+        return tuple(JobState(s.strip().upper()) for s in raw if s.strip())
+    except ValueError:
+        names = ", ".join(s.value for s in JobState)
+        raise InvalidInput(f"state must be one of: {names}", field="state") from None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    total: int
+    next_cursor: str | None = None
+    filter: JobFilter = field(default_factory=JobFilter)
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{as_utc(job.created_at).isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(moment), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "cursor is not one this service handed out; start from the first page",
+            field="cursor",
+        ) from None
+
+
+def search_jobs(
+    session: Session, flt: JobFilter, now: datetime, *, limit: int, cursor: str | None = None
+) -> JobPage:
+    """Return one page of matching jobs, newest first, with the total that match."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be 1-{MAX_PAGE_SIZE}", field="limit")
+    where = flt.clauses(now)
+    total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    query = select(Job).where(*where)
+    if cursor:
+        # Keyset paging on (created_at, id): stable while jobs change state, and no OFFSET
+        # scan over the pages before.
+        created_at, job_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    rows = list(
+        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    jobs = rows[:limit]
+    return JobPage(
+        jobs=jobs, total=total, next_cursor=_encode_cursor(jobs[-1]) if more else None, filter=flt
+    )
+
+
+def job_timeline(job: Job) -> list[tuple[datetime, str]]:
+    """What happened to a job when, from its record (attempts are counted, not kept)."""
+    moments = [
+        (job.created_at, "created (in the outbox)"),
+        (job.dispatched_at, "last handed to the broker"),
+        (job.started_at, "first attempt started"),
+    ]
+    if job.state in FINAL_JOB_STATES:
+        moments.append(
+            (job.finished_at, f"finished {job.state.value} after {job.attempts} attempt(s)")
+        )
+    else:
+        moments.append((job.updated_at, f"now {job.state.value}, attempt {job.attempts}"))
+    return sorted(((m, what) for m, what in moments if m is not None), key=lambda pair: pair[0])

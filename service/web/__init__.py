@@ -1,0 +1,1 @@
+"""Server-rendered pages: the seller's proof page at /rifts/{id} and the console at /ops."""
