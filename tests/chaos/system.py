@@ -76,6 +76,8 @@ class ChaosSystem:
     scheduler: Service | None = None
     accepted: list[str] = field(default_factory=list)
     rifts: list[str] = field(default_factory=list)
+    #: Rifts whose submission was refused with 503 (a client sends it again later).
+    refused: list[str] = field(default_factory=list)
 
     # Processes.
     def start(self, *, pools: tuple[str, ...] = POOLS) -> ChaosSystem:
@@ -119,10 +121,11 @@ class ChaosSystem:
         *,
         pace_s: float = 0.0,
         during: Callable[[int], None] | None = None,
+        rifts: list[str] | None = None,
     ) -> None:
         """Submit a proof with a file to every funded rift; `during(i)` runs before each."""
         auth = bearer_headers(self.settings)
-        for i, rift_id in enumerate(self.rifts):
+        for i, rift_id in enumerate(rifts if rifts is not None else self.rifts):
             if during is not None:
                 during(i)
             figures.submitted += 1
@@ -134,6 +137,7 @@ class ChaosSystem:
                 body = result.json
                 assert body["error"] and body["message"], body
                 figures.unavailable_503 += 1
+                self.refused.append(rift_id)
             else:
                 raise AssertionError(f"submission {i}: {result.status_code} {result.text}")
             if pace_s:

@@ -43,7 +43,8 @@ def job(system: ChaosSystem, job_id: str) -> Job:
 def assert_promise_kept(system: ChaosSystem, figures) -> None:
     system.wait_for_verdicts()
     system.count(figures)
-    assert figures.accepted >= MIN_SUBMISSIONS
+    assert figures.submitted >= MIN_SUBMISSIONS
+    assert figures.accepted + figures.unavailable_503 == figures.submitted
     assert figures.lost == 0, f"{figures.line()}\n{system.logs()}"
     assert figures.duplicates == 0, figures.line()
     assert system.clean_without_a_scan() == 0
