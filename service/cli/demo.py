@@ -16,9 +16,11 @@ from service.cli.command import Command, CommandError
 from service.domain.users import Role
 from service.multipart import encode_multipart
 from service.settings import Settings
+from service.web.links import OPS_PATH, rift_page_path, sign_in_link
 
 DEMO_POLL_TIMEOUT_S = 60.0
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+DEMO_SELLER, DEMO_BUYER, DEMO_OPERATOR = "demo-seller", "demo-buyer", "demo-operator"
 
 
 def _call(
@@ -42,8 +44,8 @@ def _call(
 def demo(settings: Settings, base: str) -> None:
     """Create a rift, fund it, submit proof and print the verdict as the API returns it."""
     ttl = timedelta(hours=1)
-    buyer = mint_token("demo-buyer", Role.USER, settings.jwt_secret, ttl=ttl)
-    seller = mint_token("demo-seller", Role.USER, settings.jwt_secret, ttl=ttl)
+    buyer = mint_token(DEMO_BUYER, Role.USER, settings.jwt_secret, ttl=ttl)
+    seller = mint_token(DEMO_SELLER, Role.USER, settings.jwt_secret, ttl=ttl)
     rift = _call(
         base,
         "POST",
@@ -53,7 +55,7 @@ def demo(settings: Settings, base: str) -> None:
             {
                 "title": "Demo: e-book delivery",
                 "item_type": "DIGITAL_GOODS",
-                "seller_id": "demo-seller",
+                "seller_id": DEMO_SELLER,
                 "subtotal": 2500,
                 "currency": "EUR",
             }
@@ -82,9 +84,21 @@ def demo(settings: Settings, base: str) -> None:
         status = _call(base, "GET", accepted["status_url"], seller)
         if status["status"] in ("completed", "failed"):
             print("verdict:", json.dumps(status, indent=2))
+            _print_page_links(settings, base, rift["id"])
             return
         time.sleep(0.2)
     raise CommandError("no verdict within a minute: are the workers running? (make status)")
+
+
+def _print_page_links(settings: Settings, base: str, rift_id: str) -> None:
+    """The same deal in the browser: sign-in links as `rift link` prints them."""
+    page = rift_page_path(rift_id)
+    for label, user, path, role in (
+        ("seller's page", DEMO_SELLER, page, Role.USER),
+        ("buyer's page", DEMO_BUYER, page, Role.USER),
+        ("operator console", DEMO_OPERATOR, OPS_PATH, Role.ADMIN),
+    ):
+        print(f"{label}: {sign_in_link(base, path, user, role, settings.jwt_secret)}")
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

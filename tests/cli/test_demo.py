@@ -44,4 +44,9 @@ def test_rift_demo_prints_the_verdict_of_its_submission(
     assert "submitted:" in result.stdout
     verdict = result.stdout.split("verdict:", 1)[1]
     assert '"status": "completed"' in verdict
+    # and the sign-in links that open the same deal in the browser
+    links = dict(line.split(": ", 1) for line in verdict.splitlines() if ": http" in line)
+    assert set(links) == {"seller's page", "buyer's page", "operator console"}
+    assert "/rifts/" in links["seller's page"] and "#token=" in links["seller's page"]
+    assert links["operator console"].startswith(f"{api.url}/ops#token=")
     assert os.listdir(elsewhere) == []
