@@ -19,14 +19,17 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
+from actors.queue_stats import HEARTBEAT_KEY
 from service.db import SessionFactory
 from service.domain.queues import SCAN_ASSET
 from service.models import Asset, Job, JobState, Proof, RiftEvent, RiftStatus, ScanStatus
 from service.settings import Settings
 from tests.chaos.clamd_proxy import ClamdProxy
 from tests.chaos.servers import RedisServer
+from tests.conftest import settings_env
 from tests.monitoring.stack import HttpClient, Service, Stack, bearer_headers
 from tests.support.flows import DELIVERY_NOTE, funded_rift, submit
+from tests.support.processes import ManagedProcess, free_port, worker_argv
 
 MIN_SUBMISSIONS = 100
 TRACKING = {"tracking_number": "1Z999AA10123456784"}
@@ -88,11 +91,33 @@ class ChaosSystem:
         self.stack.wait_ready(self.api, self.scheduler, *self.pools.values())
         return self
 
-    def start_pool(self, queue: str) -> Service:
-        pool = self.stack.pool([queue], threads=2)
+    def start_pool(self, queue: str, *, setup: str | None = None) -> Service:
+        """Start a pool for queue (with another broker setup callable, if given)."""
+        pool = self.stack.pool([queue], threads=2) if setup is None else self._pool(queue, setup)
         self.stack.wait_ready(pool)
         self.pools[queue] = pool
         return pool
+
+    def _pool(self, queue: str, setup: str) -> Service:
+        # What Stack.pool does, with a different `dramatiq <setup>` entry point.
+        port = free_port()
+        name = f"pool-{queue}-{port}"
+        metrics_dir = self.stack.workdir / name
+        metrics_dir.mkdir()
+        env = settings_env(
+            self.settings,
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            dramatiq_prom_db=str(metrics_dir),
+            dramatiq_prom_host="127.0.0.1",
+            dramatiq_prom_port=str(port),
+        )
+        log = self.stack.workdir / f"{name}.log"
+        process = ManagedProcess(worker_argv([queue], threads=2, setup=setup), env, log).start()
+        key = HEARTBEAT_KEY.format(queue=queue)
+        url = f"http://127.0.0.1:{port}"
+        service = Service(name, process, url, lambda: bool(self.redis.zcard(key)))
+        self.stack.services.append(service)
+        return service
 
     def kill_pool(self, queue: str) -> None:
         """SIGKILL the whole pool: what an OOM kill or a pulled plug looks like."""

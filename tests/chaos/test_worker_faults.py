@@ -5,13 +5,19 @@ Budget per scenario: 100 submissions (a file and a tracking number each), about 
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
+from actors.reconcile import reconcile_limits
+from service.domain.final_failures import VERIFICATION_FAILED
 from service.domain.queues import SCAN_ASSET, VERIFY_PROOF
-from service.models import Job, JobState
-from tests.chaos.system import MIN_SUBMISSIONS, ChaosSystem
+from service.models import Job, JobState, Proof, Rift, RiftStatus
+from tests.chaos.poison import POISON_FILE_NAME
+from tests.chaos.system import MIN_SUBMISSIONS, TRACKING, ChaosSystem
+from tests.monitoring.stack import bearer_headers
+from tests.support.flows import submit
 from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
@@ -136,3 +142,68 @@ def test_graceful_restarts_of_every_pool_under_load_lose_nothing(chaos_system, f
     assert statuses == [0] * 6
     redelivered = [j for j in system.jobs(JobState.SUCCEEDED) if j.attempts > 1]
     measured.notes["jobs_on_a_later_attempt"] = len(redelivered)
+
+
+POISON_BOUND_S = 150.0
+POISON_SETUP = "tests.chaos.poison:setup"
+
+
+def test_a_poison_message_that_kills_its_worker_every_time_ends_dead_with_its_proof_in_review(
+    chaos_system, figures
+):
+    system = chaos_system(pools=("scan",))
+    system.start_pool("verification", setup=POISON_SETUP)
+    measured = figures("poison message killing its worker on every delivery")
+    system.fund_rifts(MIN_SUBMISSIONS + 1)
+    poison_rift = system.rifts.pop()
+    auth = bearer_headers(system.settings)
+    # Given a proof whose verification kills the worker process every time it runs
+    poison_file = (POISON_FILE_NAME, b"delivery note " * 20, "text/plain")
+    result = submit(system.client, auth, poison_rift, fields=TRACKING, files=[poison_file])
+    assert result.status_code == 202, result.text
+    poison_job_id = result.json["verification_job_id"]
+    started = time.monotonic()
+    deaths = 0
+    stop = threading.Event()
+
+    def supervise() -> None:
+        # What supervisord's autorestart does for the pool.
+        nonlocal deaths
+        while not stop.is_set():
+            pool = system.pools.get("verification")
+            if pool is not None and not pool.process.alive():
+                deaths += 1
+                system.pools.pop("verification")
+                system.start_pool("verification", setup=POISON_SETUP)
+            time.sleep(0.2)
+
+    supervisor = threading.Thread(target=supervise, daemon=True)
+    supervisor.start()
+    try:
+        # When 100 ordinary submissions arrive while it crash-loops
+        system.submit_all(measured)
+
+        # Then the poison job ends DEAD after the deliveries its kind allows
+        def dead() -> bool:
+            return job(system, poison_job_id).state is JobState.DEAD
+
+        wait_for(dead, POISON_BOUND_S, f"poison job {poison_job_id} to end DEAD")
+        measured.recovery_s = time.monotonic() - started
+        assert_promise_kept(system, measured)
+    finally:
+        stop.set()
+        supervisor.join(timeout=30)
+    poison = job(system, poison_job_id)
+    allowed = reconcile_limits(system.settings).allowed_deliveries(VERIFY_PROOF)
+    assert poison.attempts == allowed + 1
+    assert "deliveries its kind allows" in (poison.last_error or "")
+    # And its proof went to review, once, as SYSTEM, with the reason
+    with system.sessions() as session:
+        rift = session.get_one(Rift, poison_rift)
+        assert rift.status is RiftStatus.UNDER_REVIEW
+        proof = session.get_one(Proof, result.json["proof_id"])
+        assert proof.route_to_review and proof.verdict_reasons[0]["code"] == VERIFICATION_FAILED
+    system.rifts.append(poison_rift)
+    assert system.duplicated_verdicts() == 0
+    measured.notes["worker_deaths"] = deaths
+    measured.notes["poison_attempts"] = poison.attempts
