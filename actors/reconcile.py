@@ -9,10 +9,10 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from actors.redelivery import redeliver_dead_workers_messages
+from actors.transport import Transport
 from service.db import SessionFactory
 from service.domain.clock import new_id, utcnow
 from service.domain.final_failures import CompensationServices, compensate_final_failure
-from service.domain.jobs import JobDispatcher
 from service.domain.queues import QUEUE_NAMES, job_kind
 from service.domain.reconciler import Reconciled, ReconcileLimits, reconcile
 from service.domain.verification import ReleasePolicy, VerdictRules
@@ -42,11 +42,13 @@ def reconcile_limits(settings: Settings) -> ReconcileLimits:
 class Reconciler:
     """One reconcile pass per call, with the compensation a job's kind declares."""
 
-    def __init__(
-        self, settings: Settings, sessions: SessionFactory, dispatcher: JobDispatcher
-    ) -> None:
+    def __init__(self, settings: Settings, sessions: SessionFactory, transport: Transport) -> None:
+        broker = transport.broker
+        assert isinstance(broker, RedisBroker)
         self.sessions = sessions
-        self.dispatcher = dispatcher
+        self.dispatcher = transport.dispatcher
+        self.redis = broker.client
+        self.namespace = broker.namespace
         self.limits = reconcile_limits(settings)
         thresholds = settings.thresholds()
         self.compensation = CompensationServices(
@@ -62,7 +64,22 @@ class Reconciler:
         )
 
     def __call__(self) -> Reconciled:
-        return reconcile(self.sessions, self.dispatcher, utcnow, self.limits, self._finally_failed)
+        return reconcile(
+            self.sessions,
+            self.dispatcher,
+            utcnow,
+            self.limits,
+            self._finally_failed,
+            backlog=self.backlog,
+        )
+
+    def backlog(self, queue: str) -> int:
+        """Messages Dramatiq's Redis broker holds for queue: every message it has not
+        acked (waiting, prefetched or running) and every delayed retry."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hlen(f"{self.namespace}:{queue}.msgs")
+        pipe.hlen(f"{self.namespace}:{queue}.DQ.msgs")
+        return sum(int(n) for n in pipe.execute())
 
     def _finally_failed(self, job: Job) -> None:
         compensate_final_failure(
@@ -80,6 +97,10 @@ class Reconciler:
 
 
 def redeliver(broker: dramatiq.Broker) -> None:
-    """Hand dead workers' messages back (see actors/redelivery.py)."""
-    assert isinstance(broker, RedisBroker)
-    redeliver_dead_workers_messages(broker, QUEUE_NAMES)
+    """Hand dead workers' messages back (see actors/redelivery.py).
+
+    Redis only: RabbitMQ requeues a consumer's unacknowledged messages itself, the moment
+    its connection drops.
+    """
+    if isinstance(broker, RedisBroker):
+        redeliver_dead_workers_messages(broker, QUEUE_NAMES)

@@ -122,7 +122,7 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
         PeriodicTask(
             "reconciler",
             settings.reconcile_interval_s,
-            Reconciler(settings, sessions, transport.dispatcher),
+            Reconciler(settings, sessions, transport),
         ),
     ]
     stop = threading.Event()

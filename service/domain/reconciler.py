@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock
@@ -75,6 +75,8 @@ class Reconciled:
 
 
 FinalFailure = Callable[[Job], None]
+#: How many messages the broker holds for a queue: waiting, taken, running or delayed.
+Backlog = Callable[[str], int]
 
 
 def overdue_jobs(sessions: SessionFactory, limits: ReconcileLimits, now: datetime) -> list[Job]:
@@ -138,12 +140,24 @@ def uncompensated_jobs(sessions: SessionFactory) -> list[Job]:
         return [*session.scalars(scans), *session.scalars(verifications)]
 
 
+def unfinished_per_queue(sessions: SessionFactory) -> dict[str, int]:
+    """Dispatched jobs per queue that the broker should still hold a message for."""
+    with sessions() as session:
+        rows = session.execute(
+            select(Job.queue_name, func.count())
+            .where(Job.state.in_(WAITING_STATES), Job.dispatched_at.is_not(None))
+            .group_by(Job.queue_name)
+        )
+        return {queue: int(n) for queue, n in rows}
+
+
 def reconcile(
     sessions: SessionFactory,
     dispatcher: JobDispatcher,
     clock: Clock,
     limits: ReconcileLimits,
     on_final_failure: FinalFailure,
+    backlog: Backlog | None = None,
 ) -> Reconciled:
     """One pass: end poison jobs DEAD, compensate missed final failures, resend overdue jobs."""
     done = Reconciled()
@@ -167,6 +181,14 @@ def reconcile(
         done.compensated.append(job.id)
 
     overdue = overdue_jobs(sessions, limits, clock())
+    if backlog is not None and overdue:
+        # A queue whose broker still holds a message for every unfinished job has lost
+        # none: its QUEUED and RETRYING jobs only wait their turn (a backlog, not a loss),
+        # and sending them again would only pile copies onto it. RUNNING past the time
+        # limit is sent again regardless (its worker hung or died with the message).
+        expected = unfinished_per_queue(sessions)
+        intact = {q for q, n in expected.items() if backlog(q) >= n}
+        overdue = [j for j in overdue if j.state is JobState.RUNNING or j.queue_name not in intact]
     if not overdue:
         return done
     try:

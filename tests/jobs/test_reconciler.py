@@ -150,3 +150,35 @@ def test_a_final_failure_whose_compensation_was_missed_is_compensated_on_the_nex
         asset = session.get_one(Asset, scan_job.subject_id)
         assert asset.scan_status is ScanStatus.ERROR
         assert "clamd refused" in (asset.scan_signature or "")
+
+
+def redis_backlog(redis_conn):
+    def backlog(queue: str) -> int:
+        return int(redis_conn.hlen(f"dramatiq:{queue}.msgs")) + int(
+            redis_conn.hlen(f"dramatiq:{queue}.DQ.msgs")
+        )
+
+    return backlog
+
+
+def test_a_backlog_the_broker_still_holds_is_not_sent_again_but_a_lost_one_is(
+    sessions, dispatcher, redis_conn
+):
+    # Given overdue QUEUED jobs whose messages still wait in Redis (a backlog, not a loss)
+    waiting = [job_record(sessions, JobState.QUEUED, age_s=60) for _ in range(3)]
+    with sessions() as session:
+        dispatcher.dispatch_many([session.get_one(Job, job_id) for job_id in waiting])
+    backlog = redis_backlog(redis_conn)
+
+    # When the reconciler runs, nothing is sent twice
+    quiet = reconcile(sessions, dispatcher, utcnow, LIMITS, lambda job: None, backlog=backlog)
+    assert quiet.redispatched == []
+    assert len(queued_message_ids(redis_conn)) == 3
+
+    # When Redis forgets them (restarted without its append-only file)
+    redis_conn.flushdb()
+    lost = reconcile(sessions, dispatcher, utcnow, LIMITS, lambda job: None, backlog=backlog)
+
+    # Then every one is sent again under its own id
+    assert set(lost.redispatched) == set(waiting)
+    assert queued_message_ids(redis_conn) == set(waiting)
