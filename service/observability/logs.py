@@ -23,7 +23,13 @@ def _renderers(log_format: str) -> list[structlog.types.Processor]:
         # exc_info arrives as True or a (type, value, traceback) tuple, which JSONRenderer
         # would write as reprs and lose the traceback: render it to text ("exception") first.
         return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    return [structlog.dev.ConsoleRenderer(colors=False)]
+    # Plain tracebacks: with rich installed (a test tool pulls it in) structlog would render
+    # each one with syntax highlighting, which takes seconds of a worker thread per failure.
+    return [
+        structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    ]
 
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
