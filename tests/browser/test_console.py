@@ -16,7 +16,7 @@ from service.settings import Settings
 from tests.browser.conftest import PHONE, OpenPage, link, screenshot
 from tests.browser.web_flows import call, funded_rift, submit_over_http, unique_note
 from tests.conftest import WorkerFactory
-from tests.support.flows import OPERATOR
+from tests.support.flows import OPERATOR, SELLER
 from tests.support.processes import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -109,7 +109,23 @@ def test_an_operator_retries_dead_jobs_and_sees_them_succeed(
         "the second scan to succeed",
         interval_s=0.2,
     )
+
+    # Finally the operator asks the seller for new proof from the review queue
     page.set_viewport_size(PHONE)
-    page.goto(f"{web_url}/ops#actions")
+    page.goto(f"{web_url}/ops#review")
+    review = page.locator("article", has_text="Photo set")
+    review.get_by_label("Reason (shown to the seller when you ask for new proof)").fill(
+        "Both files failed the virus scan: send them again, please."
+    )
+    review.get_by_role("button", name="Ask for new proof").click()
+    expect(review.get_by_role("status")).to_have_text("Done: the rift is now under review.")
+    page.reload()  # the actions are rendered by the server
     expect(page.locator("#actions")).to_contain_text("retry jobs (1 jobs)")
+    expect(page.locator("#actions")).to_contain_text("request new proof: Both files failed")
     screenshot(page, artefacts_dir, "console-actions-phone")
+
+    # which the seller reads on their page, with the form to send it
+    seller = open_page(PHONE)
+    seller.goto(link(web_url, f"/rifts/{rift['id']}", SELLER, web_settings))
+    expect(seller.locator(".request")).to_contain_text("Both files failed the virus scan")
+    expect(seller.get_by_role("heading", name="Send new proof")).to_be_visible()

@@ -111,6 +111,14 @@ def test_a_seller_sees_an_infected_file_flagged_with_the_reason(
     expect(page.get_by_role("heading", name="Send new proof")).to_be_visible()
     screenshot(page, artefacts_dir, "seller-infected")
 
+    # And a clean resubmission from the same form is checked and approved, still no reload.
+    clean = tmp_path / "invoice-clean.txt"
+    clean.write_bytes(unique_note(rift["id"]))
+    page.get_by_label("Files", exact=True).set_input_files(clean)
+    page.get_by_role("button", name="Submit proof").click()
+    expect(page.locator("#verdict-headline")).to_have_text("Approved")
+    expect(page.locator(".asset", has_text="invoice-clean.txt")).to_contain_text("Passed")
+
 
 def test_a_refused_submission_shows_the_servers_message_next_to_the_field(
     web_url: str,
