@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.blobs import BlobStore
-from service.domain.verification import AssetInspector, InspectedAsset
-from service.models import Asset, AssetType, ImageHashBand, Rift
-from service.verification.files import apply_reuse, check_file
+from service.domain.verification import AssetContent, AssetInspector, InspectedAsset
+from service.models import Asset, AssetType, ImageHashBand
+from service.verification.budget import BudgetedInspector
+from service.verification.files import FileCheck, apply_reuse
 from service.verification.images import band_probes, hamming, phash_bands
-from service.verification.issues import ScoreCard
-from service.verification.license_keys import LicenseKeyVault, check_license_key
+from service.verification.issues import AssetCheck, ScoreCard, describe
+from service.verification.license_keys import (
+    LicenseKeyVault,
+    apply_key_reuse,
+    check_license_key,
+)
 from service.verification.text import check_text
 from service.verification.thresholds import VerificationThresholds
 from service.verification.tracking import check_tracking_number
@@ -67,56 +73,98 @@ def near_duplicate_elsewhere(
     )
 
 
-def build_inspector(
-    blobs: BlobStore, vault: LicenseKeyVault, thresholds: VerificationThresholds
-) -> AssetInspector:
-    """Bind the rules to storage, the key vault and the thresholds."""
+@dataclass(frozen=True)
+class RuleInspector:
+    """The verification rules bound to storage, the key vault and the thresholds.
 
-    def inspect(
-        session: Session, asset: Asset, rift: Rift, uploaded_at: datetime
-    ) -> InspectedAsset:
+    `examine` is fenced: whatever an asset's content provokes becomes an issue on that
+    asset ("unreadable", with what was wrong) and the other assets are still checked. Only
+    infrastructure errors escape it, to be retried: the blob store failing to produce the
+    file, the key vault failing to decrypt, the inspector unable to start a process.
+    """
+
+    blobs: BlobStore
+    vault: LicenseKeyVault
+    thresholds: VerificationThresholds
+    files: BudgetedInspector = field(default_factory=BudgetedInspector)
+
+    def examine(self, asset: AssetContent) -> InspectedAsset:
+        """Check one asset's content, with no database session open."""
         if asset.type is AssetType.FILE:
-            return _inspect_file(session, asset, uploaded_at)
+            return self._examine_file(asset)
         if asset.type is AssetType.LICENSE_KEY:
-            key = vault.decrypt(asset.value_encrypted or b"")
-            check = check_license_key(
-                key,
-                reused_on_other_rift=key_reused_elsewhere(session, asset),
-                thresholds=thresholds,
+            key = self.vault.decrypt(asset.value_encrypted or b"")
+            return self._fenced(
+                lambda: check_license_key(
+                    key, reused_on_other_rift=False, thresholds=self.thresholds
+                )
             )
-            return InspectedAsset(check=check)
         value = asset.value_text or ""
         if asset.type is AssetType.TRACKING:
-            return InspectedAsset(check=check_tracking_number(value, thresholds=thresholds).check)
+            return self._fenced(
+                lambda: check_tracking_number(value, thresholds=self.thresholds).check
+            )
         if asset.type is AssetType.URL:
-            return InspectedAsset(check=check_url(value, thresholds=thresholds).check)
+            return self._fenced(lambda: check_url(value, thresholds=self.thresholds).check)
         if asset.type is AssetType.TEXT:
-            return InspectedAsset(check=check_text(value, thresholds=thresholds))
-        card = ScoreCard(pass_score=thresholds.pass_score)
+            return self._fenced(lambda: check_text(value, thresholds=self.thresholds))
+        card = ScoreCard(pass_score=self.thresholds.pass_score)
         card.fail_integrity("asset.unknown_type", f"Unknown asset type {asset.type}.")
         return InspectedAsset(check=card.finish())
 
-    def _inspect_file(session: Session, asset: Asset, uploaded_at: datetime) -> InspectedAsset:
-        with blobs.local_path(asset.storage_key or "") as path:
-            found = check_file(
+    def cross_check(self, session: Session, asset: Asset, found: InspectedAsset) -> InspectedAsset:
+        """Add the reuse findings of indexed lookups on other rifts' assets."""
+        if asset.type is AssetType.LICENSE_KEY:
+            key_check = apply_key_reuse(
+                found.check,
+                reused_on_other_rift=key_reused_elsewhere(session, asset),
+                thresholds=self.thresholds,
+            )
+            return replace(found, check=key_check)
+        if asset.type is not AssetType.FILE:
+            return found
+        near = found.phash is not None and near_duplicate_elsewhere(
+            session, asset, found.phash, self.thresholds
+        )
+        file_check = apply_reuse(
+            FileCheck(found.check, sniffed_mime=found.sniffed_mime or "", phash=found.phash),
+            exact_copy_on_other_rift=exact_copy_elsewhere(session, asset),
+            near_duplicate_on_other_rift=near,
+            thresholds=self.thresholds,
+        )
+        return replace(found, check=file_check.check)
+
+    def _examine_file(self, asset: AssetContent) -> InspectedAsset:
+        with self.blobs.local_path(asset.storage_key or "") as path:
+            found = self.files.check_file(
                 path,
                 declared_mime=asset.declared_mime,
                 size_bytes=asset.size_bytes or 0,
-                uploaded_at=uploaded_at,
-                thresholds=thresholds,
+                uploaded_at=asset.uploaded_at,
+                thresholds=self.thresholds,
             )
-        near = found.phash is not None and near_duplicate_elsewhere(
-            session, asset, found.phash, thresholds
+        bands = (
+            phash_bands(found.phash, self.thresholds.phash_bands) if found.phash is not None else ()
         )
-        found = apply_reuse(
-            found,
-            exact_copy_on_other_rift=exact_copy_elsewhere(session, asset),
-            near_duplicate_on_other_rift=near,
-            thresholds=thresholds,
-        )
-        bands = phash_bands(found.phash, thresholds.phash_bands) if found.phash is not None else ()
         return InspectedAsset(
             check=found.check, sniffed_mime=found.sniffed_mime, phash=found.phash, phash_bands=bands
         )
 
-    return inspect
+    def _fenced(self, rule: Callable[[], AssetCheck]) -> InspectedAsset:
+        try:
+            return InspectedAsset(check=rule())
+        # The text rules read bounded strings; a failure is a bug the asset must not pay
+        # for with a stuck proof, so it is an issue that sends the proof to review.
+        except Exception as exc:
+            card = ScoreCard(pass_score=self.thresholds.pass_score)
+            card.fail_integrity(
+                "asset.unreadable", f"The asset could not be checked ({describe(exc)})."
+            )
+            return InspectedAsset(check=card.finish())
+
+
+def build_inspector(
+    blobs: BlobStore, vault: LicenseKeyVault, thresholds: VerificationThresholds
+) -> AssetInspector:
+    """Bind the rules to storage, the key vault and the thresholds."""
+    return RuleInspector(blobs, vault, thresholds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -17,6 +17,7 @@ from service.domain.rifts import system_note, transition
 from service.models import (
     ActorRole,
     Asset,
+    AssetType,
     ImageHashBand,
     ItemType,
     Proof,
@@ -40,7 +41,46 @@ class InspectedAsset:
     phash_bands: tuple[int, ...] = ()
 
 
-AssetInspector = Callable[[Session, Asset, Rift, datetime], InspectedAsset]
+@dataclass(frozen=True)
+class AssetContent:
+    """What inspecting one asset needs from its row, copied out so no session stays open."""
+
+    id: str
+    rift_id: str
+    type: AssetType
+    storage_key: str | None
+    declared_mime: str | None
+    size_bytes: int | None
+    value_text: str | None
+    value_encrypted: bytes | None
+    uploaded_at: datetime
+
+    @classmethod
+    def of(cls, asset: Asset, uploaded_at: datetime) -> AssetContent:
+        """Copy what the inspection reads from a loaded asset row."""
+        return cls(
+            id=asset.id,
+            rift_id=asset.rift_id,
+            type=asset.type,
+            storage_key=asset.storage_key,
+            declared_mime=asset.declared_mime,
+            size_bytes=asset.size_bytes,
+            value_text=asset.value_text,
+            value_encrypted=asset.value_encrypted,
+            uploaded_at=uploaded_at,
+        )
+
+
+class AssetInspector(Protocol):
+    """The rules bound to storage: content first (no session), then the reuse lookups."""
+
+    def examine(self, asset: AssetContent) -> InspectedAsset:
+        """Check one asset's content; runs with no database session open."""
+        ...
+
+    def cross_check(self, session: Session, asset: Asset, found: InspectedAsset) -> InspectedAsset:
+        """Add what indexed lookups on other rifts find (the same file, key or picture)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -103,32 +143,33 @@ def check_proof(
 ) -> tuple[dict[str, Any], FinalVerdict | None]:
     """Check every asset of a proof, store the results, and decide if the scans are done.
 
-    The checks run outside any transaction (they read files); the results are written
-    under the proof's lock, so a redelivered message rewrites the same results and the
-    verdict is still decided once.
+    Files are parsed with no session open (on SQLite an open transaction holds the write
+    lock, so the API, the scans and the job records would wait on the parsing); what the
+    checks need is read first in a short session, and the results are written under the
+    proof's lock in a short transaction, so a redelivered message rewrites the same results
+    and the verdict is still decided once.
     """
     with sessions() as session:
         proof = session.get(Proof, proof_id)
         if proof is None:
             raise ProofMissing(f"no proof {proof_id}")
-        if proof.checks_done_at is not None:
-            inspected: dict[str, InspectedAsset] = {}
-        else:
-            rift = session.get_one(Rift, proof.rift_id)
-            inspected = {
-                asset.id: inspect(session, asset, rift, as_utc(proof.submitted_at))
-                for asset in proof.assets
-                if asset.deleted_at is None
-            }
+        uploaded_at = as_utc(proof.submitted_at)
+        contents = (
+            []
+            if proof.checks_done_at is not None
+            else [AssetContent.of(a, uploaded_at) for a in proof.assets if a.deleted_at is None]
+        )
+
+    examined = {content.id: inspect.examine(content) for content in contents}
 
     with transaction(sessions) as session:
         proof = _lock_proof(session, proof_id)
         now = clock()
         if proof.checks_done_at is None:
             for asset in proof.assets:
-                found = inspected.get(asset.id)
+                found = examined.get(asset.id)
                 if found is not None:
-                    _store_check(session, asset, found, now)
+                    _store_check(session, asset, inspect.cross_check(session, asset, found), now)
             proof.checks_done_at = now
         verdict = finalize_if_complete(session, proof, rules, now=now, ids=ids)
         return _job_result(proof, verdict), verdict

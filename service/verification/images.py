@@ -9,6 +9,7 @@ import imagehash
 from PIL import Image, UnidentifiedImageError
 
 from service.verification.issues import ScoreCard, describe
+from service.verification.png_strips import reduced_png
 from service.verification.thresholds import VerificationThresholds
 
 HASH_BITS = 64
@@ -19,6 +20,8 @@ PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 EXIF_FORMATS = frozenset({"JPEG", "WEBP"})
 # phash looks at a 32x32 thumbnail, so JPEGs can be decoded at a fraction of full size.
 DRAFT_SIZE_PX = (256, 256)
+# Side of the reduced picture a large PNG is hashed from (service/verification/png_strips.py).
+REDUCED_SIDE_PX = 512
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ def inspect_image(
         # open() reads only the header. Pillow's global bomb check also runs here, as a
         # backstop (an error, or a warning that -W error turns into one); ours is per call.
         with Image.open(path, formats=PILLOW_FORMATS) as im:
-            return _inspect(card, im, thresholds)
+            return _inspect(card, path, im, thresholds)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         _flag_bomb(card, thresholds)
         return None
@@ -56,7 +59,7 @@ def inspect_image(
 
 
 def _inspect(
-    card: ScoreCard, im: Image.Image, thresholds: VerificationThresholds
+    card: ScoreCard, path: Path, im: Image.Image, thresholds: VerificationThresholds
 ) -> ImageFacts | None:
     width_px, height_px = im.size
     # Decided from the header alone, before a single pixel is decoded.
@@ -69,7 +72,8 @@ def _inspect(
             f"The image is {width_px}x{height_px} px, under the minimum of "
             f"{thresholds.min_image_width_px}x{thresholds.min_image_height_px} px.",
         )
-    has_exif = len(im.getexif()) > 0
+    # Only where the rule applies: Pillow finds a PNG's EXIF by decoding the whole image.
+    has_exif = im.format in EXIF_FORMATS and len(im.getexif()) > 0
     if im.format in EXIF_FORMATS and not has_exif:
         card.deduct(
             "image.exif_stripped",
@@ -77,9 +81,23 @@ def _inspect(
             thresholds.exif_stripped_penalty,
         )
     if im.format == "JPEG":
-        im.draft("RGB", DRAFT_SIZE_PX)
-    im.load()
-    return ImageFacts(width_px, height_px, has_exif, perceptual_hash(im))
+        # DCT scaling decodes at 1/2 to 1/8 of the size: the hash needs no more.
+        im.draft(im.mode, DRAFT_SIZE_PX)
+    decoded_bytes = im.width * im.height * len(im.getbands())
+    if decoded_bytes <= thresholds.image_full_decode_max_bytes:
+        im.load()
+        return ImageFacts(width_px, height_px, has_exif, perceptual_hash(im))
+    # Decided before a pixel is decoded: too big to hold whole, so decode it reduced.
+    reduced = reduced_png(path, REDUCED_SIDE_PX) if im.format == "PNG" else None
+    if reduced is None:
+        card.flag(
+            "image.too_large_to_check",
+            f"The image would decode to {decoded_bytes} bytes, over the "
+            f"{thresholds.image_full_decode_max_bytes} byte budget, so it was not compared "
+            "with other rifts' images.",
+        )
+        return ImageFacts(width_px, height_px, has_exif, None)
+    return ImageFacts(width_px, height_px, has_exif, perceptual_hash(reduced))
 
 
 def _flag_bomb(card: ScoreCard, thresholds: VerificationThresholds) -> None:

@@ -85,9 +85,20 @@ def check_license_key(
             f"A license key is {thresholds.license_key_min_chars}-"
             f"{thresholds.license_key_max_chars} characters of letters, digits, '-' and '_'.",
         )
-    if reused_on_other_rift:
-        message = "The same license key was submitted on another rift."
-        card.deduct("license_key.reused", message, thresholds.license_key_reuse_penalty)
-        # A key sold twice is the fraud this check exists for; a human must see it.
-        card.flag("license_key.reused", message)
+    return apply_key_reuse(
+        card.finish(), reused_on_other_rift=reused_on_other_rift, thresholds=thresholds
+    )
+
+
+def apply_key_reuse(
+    check: AssetCheck, *, reused_on_other_rift: bool, thresholds: VerificationThresholds
+) -> AssetCheck:
+    """Add the finding of the caller's fingerprint lookup to a license key's check."""
+    if not reused_on_other_rift:
+        return check
+    card = ScoreCard.resume(check)
+    message = "The same license key was submitted on another rift."
+    card.deduct("license_key.reused", message, thresholds.license_key_reuse_penalty)
+    # A key sold twice is the fraud this check exists for; a human must see it.
+    card.flag("license_key.reused", message)
     return card.finish()

@@ -21,6 +21,11 @@ class VerificationThresholds:
     # Files.
     min_file_bytes: int = 100
     max_file_bytes: int = 50 * MIB
+    # One file's whole inspection, in its own process (service/verification/budget.py).
+    # Ten files at 10 s stay inside the verification job's 120 s time limit; real proofs
+    # take about a second.
+    file_inspection_wall_clock_s: float = 10.0
+    file_inspection_memory_bytes: int = 512 * MIB
 
     # PDF.
     pdf_min_text_chars: int = 100
@@ -38,6 +43,9 @@ class VerificationThresholds:
     min_image_width_px: int = 100
     min_image_height_px: int = 100
     max_image_pixels: int = 50_000_000
+    # Past this many decoded bytes (width x height x bands) an image is not decoded whole:
+    # JPEGs decode scaled down, PNGs strip by strip; other formats are flagged unchecked.
+    image_full_decode_max_bytes: int = 64 * MIB
     exif_stripped_penalty: int = 5
     phash_bands: int = 4
     near_duplicate_max_distance: int = 7
