@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from service.db import SessionFactory
 from service.domain.clock import Clock
 from service.models import FINAL_JOB_STATES, Job, JobState
 from service.observability.job_context import bind_job_context, clear_job_context
+from service.observability.redaction import safe_error_text
 
 log = logging.getLogger(__name__)
 
@@ -149,5 +149,6 @@ class JobTracking(Middleware):
 
 
 def _describe(exception: BaseException) -> str:
-    text = "".join(traceback.format_exception_only(type(exception), exception)).strip()
-    return text or type(exception).__name__
+    # last_error is shown over the API and in the console: the class and a message that
+    # carries no bound values or proof content.
+    return safe_error_text(exception)

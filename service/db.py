@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.observability.redaction import redact_database_error
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL down or unreachable: fail the request (503) well before the API's timeout.
 POSTGRES_CONNECT_TIMEOUT_S = 5
@@ -31,6 +33,8 @@ def create_db_engine(
     call, which is retried).
     """
     url = make_url(database_url)
+    # A seller's text, tracking number or URL is a bound value: never part of an error.
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() != "sqlite":
         if url.get_backend_name() == "postgresql":
             connect_args = kwargs.setdefault("connect_args", {})
@@ -38,7 +42,7 @@ def create_db_engine(
         if single_statements:
             kwargs.setdefault("isolation_level", "AUTOCOMMIT")
         kwargs.setdefault("pool_pre_ping", not single_statements)
-        return create_engine(url, **kwargs)
+        return _redacting(create_engine(url, **kwargs))
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +69,12 @@ def create_db_engine(
         else:
             connection.exec_driver_sql("BEGIN")
 
+    return _redacting(engine)
+
+
+def _redacting(engine: Engine) -> Engine:
+    """Strip values from the engine's error messages (PostgreSQL's DETAIL quotes the row)."""
+    event.listen(engine, "handle_error", redact_database_error)
     return engine
 
 

@@ -10,6 +10,7 @@ from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 from sentry_sdk.integrations.falcon import FalconIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
+from service.observability.redaction import elide_values
 from service.settings import Settings
 
 SCRUBBED_HEADERS = ("authorization", "cookie", "idempotency-key")
@@ -35,7 +36,24 @@ def _before_send(event: Any, hint: Any) -> Any:
     for name in list(headers):
         if name.lower() in SCRUBBED_HEADERS:
             headers[name] = "[Filtered]"
+    _scrub_messages(event)
     return event
+
+
+def _scrub_messages(event: Any) -> None:
+    """Keep each error's class and a message without values; drop what log calls attached.
+
+    Exception messages and log breadcrumbs are where values slip in (a driver quoting the
+    value it rejected, a log line's `error` field); the class and the stack say enough.
+    """
+    for value in (event.get("exception") or {}).get("values") or []:
+        if isinstance(value.get("value"), str):
+            value["value"] = elide_values(value["value"])
+    crumbs = event.get("breadcrumbs") or {}
+    for crumb in crumbs.get("values", []) if isinstance(crumbs, dict) else crumbs:
+        crumb.pop("data", None)
+        if isinstance(crumb.get("message"), str):
+            crumb["message"] = elide_values(crumb["message"])
 
 
 def init_sentry(settings: Settings, component: str) -> bool:
