@@ -134,9 +134,13 @@ def test_a_refused_submission_shows_the_servers_message_next_to_the_field(
     page = open_page(PHONE)
     page.goto(link(web_url, f"/rifts/{rift['id']}", SELLER, web_settings))
 
+    expect(page.locator("#verdict-headline")).to_have_text("No proof yet")  # signed in
+    # The first Tab stop skips to the content; Enter in a field submits, no mouse needed.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     tracking = page.get_by_label("Tracking number")
     tracking.fill("1Z" + "9" * 250)
-    page.get_by_role("button", name="Submit proof").click()
+    tracking.press("Enter")
     error = page.locator("#tracking_number-error")
     expect(error).to_have_text("tracking_number is longer than 200 characters")
     expect(tracking).to_have_attribute("aria-invalid", "true")
