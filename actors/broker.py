@@ -10,7 +10,6 @@ import logging
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit
 from sqlalchemy.pool import NullPool
 
@@ -106,7 +105,7 @@ class FinalFailureReporter:
         )
 
 
-def setup(settings: Settings | None = None, *, prometheus: bool = True) -> RedisBroker:
+def setup(settings: Settings | None = None, *, prometheus: bool = True) -> dramatiq.Broker:
     """Wire a worker process: settings, logging, Sentry, broker, middleware, actors."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format)
@@ -119,10 +118,14 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> Redis
         create_db_engine(settings.database_url, single_statements=True, poolclass=NullPool)
     )
     reporter = FinalFailureReporter()
+    # On Redis, workers stamp heartbeats (Dramatiq's, for redelivery, and the liveness the
+    # queue statistics read); RabbitMQ knows its consumers, and redelivers a dead one's
+    # unacknowledged messages when its connection drops.
+    liveness = [] if settings.uses_rabbitmq else [WorkerHeartbeat(redis_client(settings))]
     broker = build_broker(
         settings,
         tracking=[JobTracking(records, sessions, utcnow, on_final_failure=reporter)],
-        extra_middleware=[WorkerHeartbeat(redis_client(settings))],
+        extra_middleware=liveness,
     )
     if prometheus:
         from actors.prometheus import PrometheusFromBoot

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.queue_stats import RedisQueueStats
+from actors.queue_stats import QueueStats, QueueStatsUnavailable
 from service.db import SessionFactory
 from service.domain.clock import Clock
 from service.domain.job_queries import count_jobs_by_state
@@ -23,10 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class RiftCollector(Collector):
-    """A custom collector: each scrape costs one Redis pipeline, three SQL counts, one PING."""
+    """A custom collector: each scrape costs one broker read, three SQL counts, one PING."""
 
     def __init__(
-        self, queues: RedisQueueStats, sessions: SessionFactory, scanner: VirusScanner, clock: Clock
+        self, queues: QueueStats, sessions: SessionFactory, scanner: VirusScanner, clock: Clock
     ) -> None:
         self.queues = queues
         self.sessions = sessions
@@ -59,8 +58,8 @@ class RiftCollector(Collector):
         }
         try:
             snapshots = self.queues.read()
-        except redis.RedisError:
-            log.warning("queue stats unavailable: Redis did not answer")
+        except QueueStatsUnavailable as exc:
+            log.warning("queue stats unavailable", extra={"error": str(exc)})
             return
         for name, (doc, value) in families.items():
             family = GaugeMetricFamily(name, doc, labels=["queue"])

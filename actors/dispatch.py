@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import dramatiq
+import dramatiq.errors
 import redis
 
 from actors.wakeful import WakefulRedisBroker
 from service.domain.jobs import BrokerUnavailable
 from service.models import Job
+
+#: What enqueue raises when the broker is unreachable: Redis's errors, and Dramatiq's
+#: BrokerConnectionError (its RabbitMQ broker's, once its own reconnect attempts ran out).
+BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
 
 #: The message option that carries the id of the request that created the job.
 REQUEST_ID_OPTION = "request_id"
@@ -37,19 +43,25 @@ class DramatiqDispatcher:
     def dispatch(self, job: Job) -> None:
         try:
             self.broker.enqueue(_message(job))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except BROKER_DOWN as exc:
             raise BrokerUnavailable(str(exc)) from exc
 
     def dispatch_many(self, jobs: Sequence[Job]) -> None:
-        """Send a batch in one Redis round trip when the broker can; all or none count."""
+        """Send a batch in one round trip on the wake-token Redis broker; all or none count."""
         try:
             if isinstance(self.broker, WakefulRedisBroker):
                 self.broker.enqueue_many([_message(job) for job in jobs])
             else:
                 for job in jobs:
                     self.broker.enqueue(_message(job))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except BROKER_DOWN as exc:
             raise BrokerUnavailable(str(exc)) from exc
+
+
+class BrokerProbe(Protocol):
+    """Answers readiness checks for the broker."""
+
+    def ping(self) -> bool: ...
 
 
 class RedisProbe:

@@ -1,4 +1,7 @@
-"""Read queue depth, delay, dead letters and worker liveness straight from Dramatiq's keys."""
+"""Queue snapshots, and the Redis broker's: read straight from Dramatiq's keys.
+
+(RabbitMQ's are in actors/rabbitmq.py; both answer the same QueueStats interface.)
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import redis
 
@@ -24,6 +28,20 @@ class QueueSnapshot:
     workers_alive: int
 
 
+class QueueStatsUnavailable(Exception):
+    """The broker (or the job records) did not answer; no snapshot this time."""
+
+
+class QueueStats(Protocol):
+    """What the admin endpoint and the collector read of the broker's queues."""
+
+    def read(self) -> list[QueueSnapshot]:
+        """One snapshot per queue; raises QueueStatsUnavailable."""
+        ...
+
+    def snapshot(self) -> list[dict[str, object]]: ...
+
+
 class RedisQueueStats:
     """One pipeline of cheap Redis reads per snapshot (LLEN/HLEN/ZCARD, no scans)."""
 
@@ -35,6 +53,12 @@ class RedisQueueStats:
         self.namespace = namespace
 
     def read(self) -> list[QueueSnapshot]:
+        try:
+            return self._read()
+        except redis.RedisError as exc:
+            raise QueueStatsUnavailable(f"Redis did not answer: {exc}") from exc
+
+    def _read(self) -> list[QueueSnapshot]:
         now = time.time()
         pipe = self.client.pipeline(transaction=False)
         for queue in self.queues:

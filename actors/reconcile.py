@@ -44,11 +44,14 @@ class Reconciler:
 
     def __init__(self, settings: Settings, sessions: SessionFactory, transport: Transport) -> None:
         broker = transport.broker
-        assert isinstance(broker, RedisBroker)
         self.sessions = sessions
         self.dispatcher = transport.dispatcher
-        self.redis = broker.client
-        self.namespace = broker.namespace
+        # Over AMQP, RabbitMQ counts a queue's ready messages but not those its consumers
+        # hold unacknowledged, so it cannot tell a backlog from a loss: there, overdue jobs
+        # are sent again (a finished job's copy is skipped). Its durable queues and
+        # publisher confirms do not lose what they accepted.
+        self.redis = broker.client if isinstance(broker, RedisBroker) else None
+        self.namespace = getattr(broker, "namespace", "")
         self.limits = reconcile_limits(settings)
         thresholds = settings.thresholds()
         self.compensation = CompensationServices(
@@ -70,12 +73,13 @@ class Reconciler:
             utcnow,
             self.limits,
             self._finally_failed,
-            backlog=self.backlog,
+            backlog=None if self.redis is None else self.backlog,
         )
 
     def backlog(self, queue: str) -> int:
         """Messages Dramatiq's Redis broker holds for queue: every message it has not
         acked (waiting, prefetched or running) and every delayed retry."""
+        assert self.redis is not None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hlen(f"{self.namespace}:{queue}.msgs")
         pipe.hlen(f"{self.namespace}:{queue}.DQ.msgs")

@@ -94,7 +94,7 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
     init_sentry(settings, "scheduler")
     sessions = create_session_factory(create_db_engine(settings.database_url))
     blobs = blob_store_from_settings(settings)
-    transport = connect_transport(settings)
+    transport = connect_transport(settings, sessions)
     scanner = ClamdScanner(ClamdAddress.parse(settings.clamd_address), timeout_s=2.0)
     policy = RetentionPolicy(
         job_records=timedelta(days=settings.job_retention_days),

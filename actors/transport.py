@@ -12,6 +12,7 @@ from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -22,9 +23,12 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from actors.dispatch import DramatiqDispatcher, RedisProbe
-from actors.queue_stats import RedisQueueStats
+from actors.dispatch import BrokerProbe, DramatiqDispatcher, RedisProbe
+from actors.queue_stats import QueueStats, RedisQueueStats
+from actors.rabbitmq import RabbitmqProbe, RabbitmqQueueStats, quiet_pika_logs
 from actors.wakeful import WakefulRedisBroker
+from service.db import SessionFactory
+from service.domain.clock import utcnow
 from service.domain.queues import QUEUE_NAMES
 from service.settings import Settings
 
@@ -40,8 +44,12 @@ def build_broker(
     *,
     tracking: list[Any] | None = None,
     extra_middleware: list[Any] | None = None,
-) -> WakefulRedisBroker:
-    """A Redis broker with retry and time-limit middleware, plus the project's own.
+) -> dramatiq.Broker:
+    """The broker settings select, with retry and time-limit middleware and the project's own.
+
+    Redis (the default) gets the wake-token broker; `BROKER_URL=amqp://...` Dramatiq's
+    RabbitMQ broker, with publisher confirms: a job counts as dispatched only once
+    RabbitMQ has it. The middleware is the same on both.
 
     Dramatiq runs `after_*` hooks in reverse order, so `tracking` middleware sits before
     Retries in the list: its after_process_message then runs after Retries has decided
@@ -62,6 +70,9 @@ def build_broker(
         CurrentMessage(),
         *(extra_middleware or []),
     ]
+    if settings.uses_rabbitmq:
+        quiet_pika_logs()
+        return RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
     return WakefulRedisBroker(  # type: ignore[no-untyped-call]
         client=redis_client(settings),
         middleware=middleware,
@@ -76,13 +87,28 @@ class Transport:
 
     broker: dramatiq.Broker
     dispatcher: DramatiqDispatcher
-    probe: RedisProbe
-    queue_stats: RedisQueueStats
+    probe: BrokerProbe
+    queue_stats: QueueStats
+
+    def close(self) -> None:
+        """Close the broker's connections (RabbitMQ keeps one per thread that enqueued)."""
+        self.broker.close()
 
 
-def connect_transport(settings: Settings) -> Transport:
-    """The broker without worker middleware or actors, with its dispatcher, probe and stats."""
+def connect_transport(settings: Settings, sessions: SessionFactory) -> Transport:
+    """The broker without worker middleware or actors, with its dispatcher, probe and stats.
+
+    sessions: the job records, which RabbitMQ's statistics read for what AMQP cannot count.
+    """
     broker = build_broker(settings)
+    if settings.uses_rabbitmq:
+        assert settings.broker_url is not None
+        return Transport(
+            broker=broker,
+            dispatcher=DramatiqDispatcher(broker),
+            probe=RabbitmqProbe(settings.broker_url),
+            queue_stats=RabbitmqQueueStats(settings.broker_url, QUEUE_NAMES, sessions, utcnow),
+        )
     client = redis_client(settings)
     return Transport(
         broker=broker,

@@ -39,6 +39,10 @@ def env_var(name: str, doc: str, *, shown_default: str | None = None) -> dict[st
     return {ENV_METADATA_KEY: EnvVar(name, doc, shown_default)}
 
 
+AMQP_SCHEMES = ("amqp://", "amqps://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def redis_url_from_env(environ: Mapping[str, str]) -> str:
     """Return REDIS_URL, else build one from the seed's REDIS_HOST/PORT/PASSWORD/DB."""
     if environ.get("REDIS_URL"):
@@ -150,6 +154,15 @@ class Settings:
             "at least 32 bytes; encrypts license keys and keys their fingerprints",
             shown_default="development value in development; else required",
         )
+    )
+    broker_url: str | None = field(
+        default=None,
+        metadata=env_var(
+            "BROKER_URL",
+            "`amqp://user:password@host:5672/vhost` selects RabbitMQ; a `redis://` URL, or"
+            " unset, selects Redis (there, or at `REDIS_URL`)",
+            shown_default="unset",
+        ),
     )
     environment: str = field(
         default="development",
@@ -316,6 +329,11 @@ class Settings:
         return self.data_dir / "quarantine"
 
     @property
+    def uses_rabbitmq(self) -> bool:
+        """Whether BROKER_URL selects RabbitMQ; otherwise the broker is Redis at redis_url."""
+        return self.broker_url is not None and self.broker_url.startswith(AMQP_SCHEMES)
+
+    @property
     def scratch_dir(self) -> Path:
         """This host's disk for temporary copies of objects (the S3 store's rule reads)."""
         return self.data_dir / "scratch"
@@ -334,6 +352,15 @@ class Settings:
         values["data_dir"] = data_dir
         values.setdefault("database_url", f"sqlite:///{data_dir / 'rift.sqlite3'}")
         values["redis_url"] = redis_url_from_env(environ)
+        broker_url = values.get("broker_url")
+        if broker_url is not None:
+            if broker_url.startswith(REDIS_SCHEMES):
+                values["redis_url"] = broker_url
+            elif not broker_url.startswith(AMQP_SCHEMES):
+                raise SettingsError(
+                    "BROKER_URL must start with amqp:// or amqps:// (RabbitMQ) or redis://"
+                    f" (Redis), got {broker_url.split(':', 1)[0]!r}"
+                )
         # Fail closed: only an explicit development mode runs on the public development
         # secrets; unset, "prod", "Production" or "staging" all need real ones.
         environment = values.get("environment", PRODUCTION).strip().lower()

@@ -12,6 +12,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from actors.transport import connect_transport
+from service.api.bootstrap import api_context as api_context_for
 from service.api.context import ApiContext
 from service.auth import mint_token
 from service.db import SessionFactory, create_db_engine, create_session_factory
@@ -19,7 +21,14 @@ from service.domain.queues import QUEUE_NAMES
 from service.domain.users import Role
 from service.settings import Settings
 from tests.scanning.clamd_process import RunningClamd, start_clamd, stop_process
-from tests.support.api import api_test_client, real_api_context
+from tests.support.api import api_test_client
+from tests.support.brokers import (
+    create_vhost,
+    delete_queues,
+    delete_vhost,
+    vhost_url,
+    workers_alive,
+)
 from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
@@ -34,6 +43,26 @@ REDIS_TEST_DBS = range(1, 16)
 REDIS_CLAIM_TTL_S = 3 * 3600
 BACKENDS = os.environ.get("RIFT_TEST_DATABASES", "sqlite,postgresql").split(",")
 WORKER_READY_TIMEOUT_S = 30.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the RabbitMQ variants on PostgreSQL with the local blob store only.
+
+    A deployment on RabbitMQ is a multi-host one, on PostgreSQL; the broker and the blob
+    store are independent, and each is already tested against the other's default. The
+    rest of the broker x database x store grid would add minutes to CI and test nothing new.
+    """
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        redundant = params.get("broker") == "rabbitmq" and (
+            params.get("database_url") != "postgresql" or params.get("blob_store") == "s3"
+        )
+        (dropped if redundant else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -112,6 +141,27 @@ def blob_store(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "local"))
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A RabbitMQ vhost of our own: concurrent test sessions never share a queue."""
+    vhost = create_vhost()
+    yield vhost_url(vhost)
+    delete_vhost(vhost)
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str:
+    """Which broker `settings` selects: "redis" unless a test parametrises it
+    (`@pytest.mark.parametrize("broker", BROKERS, indirect=True)`); on "rabbitmq", this
+    session's vhost, its queues deleted before and after the test."""
+    name = str(getattr(request, "param", "redis"))
+    if name == "rabbitmq":
+        url: str = request.getfixturevalue("rabbitmq_url")
+        delete_queues(url)
+        request.addfinalizer(lambda: delete_queues(url))
+    return name
+
+
 @pytest.fixture
 def settings(
     database_url: str,
@@ -119,9 +169,13 @@ def settings(
     tmp_path: Path,
     clamd: RunningClamd,
     blob_store: str,
+    broker: str,
     request: pytest.FixtureRequest,
 ) -> Settings:
-    settings = test_settings(database_url, redis_url, tmp_path / "data", clamd.port)
+    broker_url = request.getfixturevalue("rabbitmq_url") if broker == "rabbitmq" else None
+    settings = test_settings(
+        database_url, redis_url, tmp_path / "data", clamd.port, broker_url=broker_url
+    )
     if blob_store == "s3":
         s3: RunningS3 = request.getfixturevalue("s3_server")
         return s3.settings_for(settings)
@@ -139,8 +193,10 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 @pytest.fixture
 def api_context(
     settings: Settings, sessions: SessionFactory, redis_conn: redis.Redis
-) -> ApiContext:
-    return real_api_context(settings, sessions)
+) -> Iterator[ApiContext]:
+    transport = connect_transport(settings, sessions)
+    yield api_context_for(settings, sessions, transport)
+    transport.close()
 
 
 @pytest.fixture
@@ -197,12 +253,14 @@ def start_worker(
             tmp_path / f"worker-{len(started)}.log",
         ).start()
         started.append(worker)
-        key = f"rift:workers:{queues[0]}"
+        ready_settings = settings_override or settings
         try:
             wait_for(
-                lambda: worker.alive() is False or redis_conn.zcard(key) >= processes,
+                lambda: (
+                    worker.alive() is False or workers_alive(ready_settings, queues[0]) >= processes
+                ),
                 WORKER_READY_TIMEOUT_S,
-                f"worker heartbeat on {key}",
+                f"{processes} worker process(es) consuming {queues[0]}",
             )
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- worker output ---\n{worker.output()}") from None

@@ -14,7 +14,14 @@ from tests.support.processes import REPO_ROOT
 
 # What the API may load of actors/: the broker's construction, dispatch, probe and stats.
 TRANSPORT_MODULES = frozenset(
-    {"actors", "actors.transport", "actors.dispatch", "actors.queue_stats", "actors.wakeful"}
+    {
+        "actors",
+        "actors.transport",
+        "actors.dispatch",
+        "actors.queue_stats",
+        "actors.wakeful",
+        "actors.rabbitmq",
+    }
 )
 
 

@@ -39,6 +39,6 @@ def build_api(settings: Settings) -> WsgiApp:
     configure_logging(settings.log_format)
     init_sentry(settings, "api")
     # The API only enqueues and observes: the transport, no worker middleware, no actors.
-    transport = connect_transport(settings)
     sessions = create_session_factory(create_db_engine(settings.database_url))
+    transport = connect_transport(settings, sessions)
     return assemble_api(api_context(settings, sessions, transport), transport)

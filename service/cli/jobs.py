@@ -184,7 +184,7 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
                 count = count_retryable(session, flt, utcnow())
             print(f"{count} FAILED or DEAD job(s) match; to retry them, add --confirm {count}")
             return 0
-        transport = connect_transport(settings)
+        transport = connect_transport(settings, sessions)
         work = UnitOfWork(sessions, transport.dispatcher, utcnow, new_id)
 
         def retry(session: Session, now: datetime) -> tuple[list[str], list[Job]]:

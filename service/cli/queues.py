@@ -7,6 +7,7 @@ import json
 
 from actors.transport import connect_transport
 from service.cli.command import Command, CommandError
+from service.db import create_db_engine, create_session_factory
 from service.settings import Settings
 from service.web.links import ConsoleLinks
 
@@ -16,13 +17,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> None:
-    transport = connect_transport(settings)
+    engine = create_db_engine(settings.database_url)
+    transport = connect_transport(settings, create_session_factory(engine))
     try:
         snapshot = transport.queue_stats.snapshot()
     except Exception as exc:  # the broker's client errors differ between Redis and RabbitMQ
         raise CommandError(f"the broker does not answer: {exc}") from None
     finally:
         transport.broker.close()
+        engine.dispose()
     if args.json:
         print(json.dumps({"queues": snapshot}, indent=2))
         return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -43,3 +45,30 @@ def count_jobs_by_state(session: Session) -> dict[tuple[str, str], int]:
         select(Job.state, Job.actor_name, func.count()).group_by(Job.state, Job.actor_name)
     )
     return {(state.value, actor): count for state, actor, count in rows}
+
+
+@dataclass(frozen=True)
+class QueueBacklog:
+    """What the job records say is waiting on one queue."""
+
+    #: Jobs whose last attempt failed and whose retry waits for its back-off.
+    retrying: int
+    #: When the longest-waiting QUEUED job was handed to the broker (None: none waits).
+    oldest_queued_at: datetime | None
+
+
+def backlog_by_queue(session: Session) -> dict[str, QueueBacklog]:
+    """Per queue: retries waiting, and the oldest dispatched job no worker has started."""
+    rows = session.execute(
+        select(
+            Job.queue_name,
+            func.count().filter(Job.state == JobState.RETRYING),
+            func.min(Job.dispatched_at).filter(Job.state == JobState.QUEUED),
+        )
+        .where(Job.state.in_((JobState.RETRYING, JobState.QUEUED)))
+        .group_by(Job.queue_name)
+    )
+    return {
+        queue: QueueBacklog(retrying=int(retrying), oldest_queued_at=oldest)
+        for queue, retrying, oldest in rows
+    }

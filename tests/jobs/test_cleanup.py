@@ -29,9 +29,10 @@ from tests.jobs.conftest import (
     wait_for_job,
     wait_for_verdict,
 )
+from tests.support.brokers import BROKERS
 from tests.support.flows import BUYER, DELIVERY_NOTE, OPERATOR, funded_rift, submit
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("broker", BROKERS, indirect=True)]
 
 
 def note(name: str) -> tuple[str, bytes, str]:

@@ -29,9 +29,10 @@ from tests.jobs.conftest import (
     wait_for_job,
     wait_for_verdict,
 )
+from tests.support.brokers import BROKERS
 from tests.support.flows import DELIVERY_NOTE, funded_rift, submit
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("broker", BROKERS, indirect=True)]
 
 # deploy/clamav/signatures names them; clamd adds ".UNOFFICIAL" to signatures of our own.
 EICAR_SIGNATURE = "Rift.Test.EICAR.UNOFFICIAL"

@@ -69,7 +69,7 @@ def test_a_failing_job_logs_its_traceback_with_the_ids_of_the_submission_that_cr
     # Given a submission made while the broker was down: its jobs wait in the outbox
     dead = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     broker_down = api_test_client(
-        replace(api_context, dispatcher=connect_transport(dead).dispatcher)
+        replace(api_context, dispatcher=connect_transport(dead, sessions).dispatcher)
     )
     request_id = f"req-{new_id()}"
     rift = funded_rift(broker_down, auth)

@@ -17,11 +17,12 @@ from service.domain.clock import new_id, utcnow
 from service.domain.jobs import dispatch_jobs, new_job
 from service.domain.queues import VERIFY_PROOF
 from service.models import Job, JobState
+from tests.support.brokers import BROKERS
 from tests.support.flows import BUYER, DELIVERY_NOTE, SELLER, funded_rift, submit
 from tests.support.hanging_server import HangingServer
 from tests.support.processes import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("broker", BROKERS, indirect=True)]
 
 VERDICT_TIMEOUT_S = 30.0
 CLEAN_FIELDS = {"tracking_number": "1Z999AA10123456784", "text": DELIVERY_NOTE}

@@ -12,9 +12,11 @@ from service.settings import Settings
 
 
 def real_api_context(settings: Settings, sessions: SessionFactory) -> ApiContext:
-    return api_context(settings, sessions, connect_transport(settings))
+    return api_context(settings, sessions, connect_transport(settings, sessions))
 
 
 def api_test_client(ctx: ApiContext) -> falcon.testing.TestClient:
     """A client of the app over ctx (which a test may have altered, e.g. a dead dispatcher)."""
-    return falcon.testing.TestClient(assemble_api(ctx, connect_transport(ctx.settings)))
+    return falcon.testing.TestClient(
+        assemble_api(ctx, connect_transport(ctx.settings, ctx.sessions))
+    )
