@@ -85,6 +85,9 @@ def chaos_system(tmp_path: Path, clamd: RunningClamd) -> Iterator[SystemFactory]
             proxy.port,
             # Production's own maintenance chance: redelivery must come from the scheduler.
             broker_maintenance_chance=10_000,
+            # Production's relay grace: with none, the relay races the API's own dispatch
+            # and sends a second copy of fresh jobs (harmless, but it blurs attempts).
+            relay_grace_s=5.0,
             reconcile_interval_s=0.5,
             reconcile_queued_after_s=10.0,
             **overrides,
