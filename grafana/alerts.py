@@ -71,7 +71,7 @@ ALERTS: tuple[Alert, ...] = (
             f" {ATTEMPT_ERROR_RATIO_MAX:.0%})."
         ),
         runbook=(
-            "Read the workers' logs for the failing actor; a dependency (database, Redis,"
+            "Read the workers' logs for the failing actor; a dependency (database, broker,"
             " clamd) is the usual cause. Retries hide it until they run out."
         ),
     ),
@@ -212,9 +212,9 @@ ALERTS: tuple[Alert, ...] = (
         summary="Jobs are not being handed to the broker",
         description=(
             "At least {{ $value }} jobs have stayed undispatched for 15 minutes; the outbox"
-            " relay is not running or Redis is unreachable."
+            " relay is not running or the broker is unreachable."
         ),
-        runbook="Check the scheduler process and Redis; the relay dispatches on its next run.",
+        runbook="Check the scheduler process and the broker; the relay dispatches on its next run.",
     ),
     Alert(
         name="RiftJobsStuck",

@@ -92,7 +92,7 @@ QUEUE_OVERVIEW = DashboardSpec(
             (
                 Panel(
                     "Queue depth",
-                    "Messages ready on each queue (Redis), not counting delayed ones.",
+                    "Messages ready on each queue (the broker's count), not counting delayed ones.",
                     (Query("max by (queue) (rift_queue_depth)", "{{queue}}"),),
                     width=6,
                 ),
