@@ -242,7 +242,9 @@ PATHS: dict[str, dict[str, Any]] = {
             errors=("403", "409", "422"),
         )
     },
-    "/api/admin/actions": {"get": _op("Operator actions, newest first (admin)", "200")},
+    "/api/admin/actions": {
+        "get": _op("Operator actions, newest first (admin)", "200", errors=("403",))
+    },
 }
 
 
