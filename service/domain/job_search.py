@@ -48,10 +48,13 @@ class JobFilter:
             found.append(Job.created_at >= now - timedelta(seconds=self.max_age_s))
         return found
 
-    def retryable(self) -> JobFilter:
-        """The same filter, narrowed to the states an operator may retry."""
-        states = tuple(s for s in self.states if s in RETRYABLE_STATES) if self.states else ()
-        return replace(self, states=states or RETRYABLE_STATES)
+    def retryable(self) -> JobFilter | None:
+        """The same filter narrowed to the states an operator may retry; None if none are."""
+        if not self.states:
+            return replace(self, states=RETRYABLE_STATES)
+        states = tuple(s for s in self.states if s in RETRYABLE_STATES)
+        # A filter for SUCCEEDED jobs only matches nothing to retry, not every failure.
+        return replace(self, states=states) if states else None
 
     def as_dict(self) -> dict[str, Any]:
         """The criteria given, as plain JSON (recorded with bulk actions)."""

@@ -59,7 +59,10 @@ def retry_one(session: Session, job_id: str, operator: User, now: datetime) -> J
 
 def count_retryable(session: Session, flt: JobFilter, now: datetime) -> int:
     """How many jobs a bulk retry of flt would run again (what the confirmation says)."""
-    where = flt.retryable().clauses(now)
+    narrowed = flt.retryable()
+    if narrowed is None:
+        return 0
+    where = narrowed.clauses(now)
     return session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
 
 
@@ -68,6 +71,11 @@ def retry_matching(
 ) -> list[Job]:
     """Retry every FAILED or DEAD job matching flt, if that is still the number confirmed."""
     narrowed = flt.retryable()
+    if narrowed is None:
+        raise InvalidInput(
+            "the filter names no FAILED or DEAD state, so it matches nothing to retry",
+            field="state",
+        )
     jobs = list(
         session.scalars(
             select(Job)

@@ -43,7 +43,8 @@ def open_page_session(req: falcon.Request, resp: falcon.Response, secret: str) -
         jwt.encode(claims, secret, algorithm=ALGORITHM),
         max_age=max(1, int((expires - now).total_seconds())),
         path="/",
-        secure=req.scheme == "https",
+        # Behind a TLS-terminating proxy the app sees http; the proxy's header says https.
+        secure="https" in (req.scheme, req.forwarded_scheme),
         http_only=True,
         same_site="Strict",
     )

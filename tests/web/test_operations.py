@@ -216,3 +216,22 @@ def test_the_job_page_shows_the_record_timeline_and_who_retried_it(
     assert "retry job" in page.text and OPERATOR in page.text
     assert console.status_code == 200
     assert "retry job" in console.text
+
+
+def test_a_filter_for_finished_jobs_retries_nothing(client, auth, sessions, redis_conn):
+    jobs_with(
+        sessions,
+        (JobState.SUCCEEDED, SCAN_ASSET, timedelta(minutes=1)),
+        (JobState.DEAD, SCAN_ASSET, timedelta(minutes=2)),
+    )
+    page = client.simulate_get(
+        "/ops", params={"filtered": "1", "state": "SUCCEEDED"}, headers=admin(auth)
+    )
+    result = client.simulate_post(
+        "/api/admin/jobs/retry",
+        json={"state": ["SUCCEEDED"], "confirmed_count": 1},
+        headers=admin(auth),
+    )
+    assert page.status_code == 200
+    assert 'id="retry-all"' not in page.text
+    assert (result.status_code, result.json["field"]) == (422, "state")

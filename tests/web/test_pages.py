@@ -137,3 +137,12 @@ def test_the_console_is_for_admins_only(client, auth):
         assert heading in admin.text
     assert user.status_code == 404
     assert user.text == missing.text
+
+
+def test_the_page_cookie_is_secure_when_the_visitor_came_over_https(client, auth):
+    plain = client.simulate_post("/session", headers=auth(SELLER))
+    proxied = client.simulate_post(
+        "/session", headers={**auth(SELLER), "X-Forwarded-Proto": "https"}
+    )
+    assert "Secure" not in plain.headers["Set-Cookie"]
+    assert "Secure" in proxied.headers["Set-Cookie"]
