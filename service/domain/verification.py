@@ -26,7 +26,12 @@ from service.models import (
     RiftStatus,
     ScanStatus,
 )
-from service.verification.issues import AssetCheck, Deduction, Issue
+from service.verification.issues import (
+    UNSCANNED_CONTENT_CODES,
+    AssetCheck,
+    Deduction,
+    Issue,
+)
 from service.verification.thresholds import VerificationThresholds
 from service.verification.verdict import AssetVerdictInput, RiftRisk, decide
 
@@ -200,6 +205,7 @@ def record_scan(
             asset.scan_status = status
             asset.scan_signature = signature
             asset.scanned_at = now
+            _distrust_partial_clean(asset)
             if status is ScanStatus.INFECTED:
                 on_infected(asset)
                 asset.quarantined_at = now
@@ -242,6 +248,19 @@ def _lock_proof(session: Session, proof_id: str) -> Proof:
     return proof
 
 
+def _distrust_partial_clean(asset: Asset) -> None:
+    """A CLEAN scan of a file whose check found parts the scanner skips is no CLEAN.
+
+    clamd passes over archive members larger than its MaxFileSize without a word; the zip
+    rule names them, and whichever of the check and the scan lands second makes it ERROR.
+    """
+    if asset.scan_status is ScanStatus.CLEAN and any(
+        issue["code"] in UNSCANNED_CONTENT_CODES for issue in asset.issues
+    ):
+        asset.scan_status = ScanStatus.ERROR
+        asset.scan_signature = "part of the file is over the scanner's size limit, unscanned"
+
+
 def _store_check(session: Session, asset: Asset, found: InspectedAsset, now: datetime) -> None:
     asset.checked_at = now
     asset.score = found.check.score
@@ -249,6 +268,7 @@ def _store_check(session: Session, asset: Asset, found: InspectedAsset, now: dat
     asset.passed = found.check.passed
     asset.issues = [issue.to_dict() for issue in found.check.issues]
     asset.deductions = [d.to_dict() for d in found.check.deductions]
+    _distrust_partial_clean(asset)
     if found.sniffed_mime:
         asset.sniffed_mime = found.sniffed_mime
     if found.phash is not None:

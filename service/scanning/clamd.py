@@ -23,8 +23,10 @@ INSTREAM_CHUNK_BYTES = 64 * 1024
 # clamd replies with one short line; anything longer is not clamd talking.
 MAX_REPLY_BYTES = 4096
 # clamd names files it could not scan completely "Heuristics.Limits.Exceeded.<limit>"
-# (AlertExceedsMax in deploy/clamav/clamd.conf.in); that is "unscannable", not malware.
+# (AlertExceedsMax in deploy/clamav/clamd.conf.in) and encrypted ones
+# "Heuristics.Encrypted.<kind>" (AlertEncrypted); both are "unscannable", not malware.
 LIMITS_EXCEEDED_PREFIX = "Heuristics.Limits.Exceeded"
+UNSCANNABLE_PREFIXES = (LIMITS_EXCEEDED_PREFIX, "Heuristics.Encrypted")
 
 _CHUNK_LENGTH = struct.Struct(">I")
 _END_OF_STREAM = _CHUNK_LENGTH.pack(0)
@@ -148,7 +150,7 @@ def parse_instream_reply(reply: str) -> ScanResult:
         return ScanResult.clean()
     if reply.startswith(_STREAM_PREFIX) and reply.endswith(_FOUND_SUFFIX):
         signature = reply[len(_STREAM_PREFIX) : -len(_FOUND_SUFFIX)].strip()
-        if signature.startswith(LIMITS_EXCEEDED_PREFIX):
+        if signature.startswith(UNSCANNABLE_PREFIXES):
             return ScanResult.unscannable(f"clamd could not scan the whole file: {signature}")
         return ScanResult.infected(signature)
     # "INSTREAM size limit exceeded. ERROR" and errors about this stream are answers about

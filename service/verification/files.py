@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +17,23 @@ from service.verification.sniffing import (
     OCTET_STREAM,
     OOXML_MIMES,
     PDF,
+    TEXT,
     ZIP,
     normalize_mime,
     sniff_mime,
 )
 from service.verification.thresholds import VerificationThresholds
+from service.verification.zip_directory import has_zip_directory
 from service.verification.zips import inspect_zip
+
+PDF_HEADER = b"%PDF-"
+POLYGLOT_HEAD_BYTES = 64 * 1024
+# Markup a browser runs or renders active, were the "text" shown as a page.
+ACTIVE_MARKUP = re.compile(
+    rb"<\s*(script|html|svg|iframe|object|embed|body|img[^>]+on\w+\s*=)|<!doctype\s+html"
+    rb"|javascript\s*:",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,7 @@ def check_file(
         return FileCheck(card.finish(), sniffed_mime=sniffed, facts=facts)
 
     try:
+        _flag_second_format(card, path, sniffed)
         phash, facts = _inspect_content(card, path, sniffed, uploaded_at, thresholds)
     # Each type's rules turn their parser's errors into issues; this fence catches what
     # slips past them, so no byte sequence ends the check instead of failing the file.
@@ -94,6 +107,28 @@ def check_file(
         )
         phash, facts = None, {}
     return FileCheck(card.finish(), sniffed_mime=sniffed, phash=phash, facts=facts)
+
+
+def _flag_second_format(card: ScoreCard, path: Path, sniffed: str) -> None:
+    """Flag a file that is two formats at once: each reader sees a different file."""
+    with path.open("rb") as stream:
+        head = stream.read(POLYGLOT_HEAD_BYTES)
+    if sniffed != ZIP and sniffed not in OOXML_MIMES and has_zip_directory(path):
+        card.flag(
+            "file.polyglot",
+            f"The file is {sniffed} and also a zip archive (one is appended to the other), "
+            "so what a reader opens depends on the program.",
+        )
+    # PDF readers look for the header anywhere in the first kilobyte.
+    if sniffed != PDF and PDF_HEADER in head:
+        card.flag("file.polyglot", f"The file is {sniffed} and also a PDF.")
+    if sniffed == PDF and not head.startswith(PDF_HEADER):
+        card.flag("file.polyglot", "Something other than the PDF comes before its header.")
+    if sniffed == TEXT and ACTIVE_MARKUP.search(head) is not None:
+        card.flag(
+            "file.active_markup",
+            "The text file holds HTML or script markup, which a browser would run.",
+        )
 
 
 def _inspect_content(

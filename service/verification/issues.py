@@ -9,6 +9,9 @@ MAX_SCORE = 100
 MIN_SCORE = 0
 # Error text from a parser can quote the file's bytes; an issue keeps only a short start.
 MAX_ERROR_CHARS = 120
+# Issues saying the virus scanner skipped part of a file: its CLEAN covers only the rest.
+UNSCANNED_MEMBER_CODE = "zip.member_unscannable"
+UNSCANNED_CONTENT_CODES = frozenset({UNSCANNED_MEMBER_CODE})
 
 
 @dataclass(frozen=True)

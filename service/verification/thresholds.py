@@ -21,6 +21,9 @@ class VerificationThresholds:
     # Files.
     min_file_bytes: int = 100
     max_file_bytes: int = 50 * MIB
+    # clamd's MaxFileSize (deploy/clamav/clamd.conf.in; a test keeps the two equal): an
+    # archive member larger than this is skipped by the scanner without a word.
+    scanner_max_file_bytes: int = 60 * MIB
     # One file's whole inspection, in its own process (service/verification/budget.py).
     # Ten files at 10 s stay inside the verification job's 120 s time limit; real proofs
     # take about a second.

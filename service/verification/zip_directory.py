@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 EOCD_SIGNATURE = b"PK\x05\x06"
+CENTRAL_ENTRY_SIGNATURE = b"PK\x01\x02"
 ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
 ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
 # signature, disk, directory disk, entries here, entries total, directory size and offset,
@@ -47,6 +48,23 @@ def read_central_directory(source: Path | bytes | BinaryIO) -> CentralDirectory 
     if isinstance(source, bytes):
         return _read(io.BytesIO(source))
     return _read(source)
+
+
+def has_zip_directory(source: Path) -> bool:
+    """Tell whether a file ends in a real zip directory (end record and the entries it names).
+
+    Checking the first entry's signature where the end record says the directory starts
+    keeps four random bytes of a photo or a compressed stream from passing for a zip.
+    """
+    with source.open("rb") as stream:
+        found = _read(stream)
+        if found is None or found.member_count == 0:
+            return False
+        start = found.end_record_offset - found.directory_bytes
+        if start < 0:
+            return False
+        stream.seek(start)
+        return stream.read(4) == CENTRAL_ENTRY_SIGNATURE
 
 
 def _read(stream: BinaryIO) -> CentralDirectory | None:

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 import magic
 
-from service.verification.issues import ScoreCard, describe
+from service.verification.issues import UNSCANNED_MEMBER_CODE, ScoreCard, describe
 from service.verification.thresholds import VerificationThresholds
 from service.verification.zip_directory import read_central_directory
 
@@ -73,6 +73,14 @@ EXECUTABLE_SIGNATURES = (
     b"\xcf\xfa\xed\xfe",
     b"#!",
 )
+# Office macros in OOXML: the VBA project part (and its signature), Excel 4.0 macro sheets
+# and Word's VBA data part, wherever a (renamed) package puts them.
+MACRO_PART_NAMES = frozenset({"vbaproject.bin", "vbaprojectsignature.bin", "vbadata.xml"})
+MACRO_FOLDERS = ("xl/macrosheets/",)
+# Where OOXML keeps embedded OLE objects and ActiveX controls.
+OLE_FOLDERS = ("/embeddings/", "/activex/")
+# An OLE2 compound file, the container of VBA projects, legacy Office files and OLE objects.
+OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Tiny members compress at absurd ratios for innocent reasons; only big ones can be bombs.
 RATIO_MIN_MEMBER_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 64 * 1024
@@ -129,6 +137,7 @@ def _inspect(
     over_limits = _flag_limits(card, members, declared_total, thresholds)
 
     kinds: set[str] = set()
+    _flag_unscannable(card, members, thresholds)
     for info in members[: thresholds.zip_max_members]:
         kinds |= _name_kinds(info.filename)
         if info.flag_bits & 0x1:
@@ -157,6 +166,10 @@ def _inspect(
         "unsafe_path": "The zip has a member whose path escapes the extraction folder.",
         "encrypted": "The zip has password-protected members, whose content cannot be checked.",
         "unsupported_compression": "The zip uses a compression method that cannot be checked.",
+        "macros": "The document carries macros (a VBA project or macro sheets): code that "
+        "runs when it is opened.",
+        "embedded_ole": "The document embeds an OLE object or ActiveX control, which can "
+        "carry macros or programs.",
     }
     for kind in sorted(kinds):
         card.flag(f"zip.{kind}", messages[kind])
@@ -202,6 +215,21 @@ def _flag_limits(
     return over
 
 
+def _flag_unscannable(
+    card: ScoreCard, members: list[zipfile.ZipInfo], thresholds: VerificationThresholds
+) -> None:
+    """Flag members the virus scanner skips: clamd passes them over in silence."""
+    for info in members:
+        if info.file_size > thresholds.scanner_max_file_bytes:
+            card.flag(
+                UNSCANNED_MEMBER_CODE,
+                f"The zip member {info.filename[:MAX_NAME_CHARS]!r} unpacks to "
+                f"{info.file_size} bytes, more than the virus scanner examines "
+                f"({thresholds.scanner_max_file_bytes}), so it went unscanned.",
+            )
+            return
+
+
 def _flag_too_many(card: ScoreCard, count: int, thresholds: VerificationThresholds) -> None:
     card.flag(
         "zip.too_many_members",
@@ -242,6 +270,11 @@ def _name_kinds(name: str) -> set[str]:
     pure = PurePosixPath(normalized)
     if normalized.startswith("/") or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
         kinds.add("unsafe_path")
+    lowered = normalized.lower()
+    if pure.name.lower() in MACRO_PART_NAMES or lowered.startswith(MACRO_FOLDERS):
+        kinds.add("macros")
+    if any(folder in lowered for folder in OLE_FOLDERS) and lowered.endswith(".bin"):
+        kinds.add("embedded_ole")
     # The last suffix is what a desktop acts on ("invoice.pdf.exe" runs).
     suffix = pure.suffix.lower()
     if suffix in EXECUTABLE_SUFFIXES:
@@ -261,4 +294,6 @@ def _content_kinds(prefix: bytes) -> set[str]:
         kinds.add("executable")
     if sniffed in ARCHIVE_MIMES:
         kinds.add("nested_archive")
+    if prefix.startswith(OLE_SIGNATURE):
+        kinds.add("embedded_ole")
     return kinds

@@ -97,3 +97,11 @@ def test_clamd_address_holds_exactly_one_kind_of_location() -> None:
 def test_scanner_rejects_non_positive_limits(timeout_s: float, chunk_bytes: int) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         ClamdScanner(ClamdAddress(host="127.0.0.1", port=3310), timeout_s, chunk_bytes=chunk_bytes)
+
+
+@pytest.mark.parametrize("kind", ["Zip", "PDF", "Doc"])
+def test_an_encrypted_file_alert_is_unscannable_not_infected(kind: str) -> None:
+    result = parse_instream_reply(f"stream: Heuristics.Encrypted.{kind} FOUND")
+
+    assert result.status is ScanStatus.ERROR
+    assert result.detail is not None and f"Encrypted.{kind}" in result.detail
