@@ -1,8 +1,8 @@
 """An API host and two worker hosts that share only PostgreSQL, the broker and the object store.
 
 Each "host" is its own process group with its own RIFT_DATA_DIR (and its own clamd), on
-loopback. Nothing passes between them on local disk: the API streams uploads to S3, the
-workers read the objects back from S3.
+loopback; the broker is Redis or RabbitMQ. Nothing passes between them on local disk: the
+API streams uploads to S3, the workers read the objects back from S3.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from actors.queue_stats import HEARTBEAT_KEY
 from service.auth import mint_token
 from service.blobs import blob_store_from_settings
 from service.domain.users import Role
@@ -29,6 +28,7 @@ from service.multipart import encode_multipart
 from service.settings import Settings
 from tests.conftest import settings_env
 from tests.scanning.clamd_process import RunningClamd
+from tests.support.brokers import workers_alive
 from tests.support.flows import BUYER, DELIVERY_NOTE, OPERATOR, SELLER
 from tests.support.hanging_server import HangingServer
 from tests.support.object_store import RunningS3
@@ -45,6 +45,7 @@ from tests.support.settings import test_settings
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 READY_TIMEOUT_S = 30.0
+RELAY_GRACE_S = 5.0
 VERDICT_TIMEOUT_S = 45.0
 CLEAN_FIELDS = {"tracking_number": "1Z999AA10123456784", "text": DELIVERY_NOTE}
 NOTE = ("delivery-note.txt", DELIVERY_NOTE.encode(), "text/plain")
@@ -177,12 +178,22 @@ def hosts_settings(
     shared_database: str,
     redis_url: str,
     redis_conn: redis.Redis,
+    hosts_broker_url: str | None,
     clamd: RunningClamd,
     s3_server: RunningS3,
     tmp_path: Path,
 ) -> Settings:
     """What every host shares: the database, the broker and one bucket; data_dir is per host."""
-    base = test_settings(shared_database, redis_url, tmp_path / "unused", clamd.port)
+    # The relay's production grace: with the tests' 0 s it may send a job the API is still
+    # dispatching, and RabbitMQ (unlike Redis, which keys messages by id) delivers both.
+    base = test_settings(
+        shared_database,
+        redis_url,
+        tmp_path / "unused",
+        clamd.port,
+        broker_url=hosts_broker_url,
+        relay_grace_s=RELAY_GRACE_S,
+    )
     return s3_server.settings_for(base)
 
 
@@ -228,8 +239,8 @@ def start_api_host(host: Host) -> Api:
     return api
 
 
-def start_worker_host(host: Host, redis_conn: redis.Redis, live_workers: int) -> ManagedProcess:
-    """Every queue's actors in one Dramatiq process group; ready once its heartbeat is seen."""
+def start_worker_host(host: Host, live_workers: int) -> ManagedProcess:
+    """Every queue's actors in one Dramatiq process group; ready once the broker sees it."""
     prom = host.workdir / "prometheus"
     prom.mkdir()
     worker = host.run(
@@ -239,9 +250,8 @@ def start_worker_host(host: Host, redis_conn: redis.Redis, live_workers: int) ->
         dramatiq_prom_host="127.0.0.1",
         dramatiq_prom_port="0",
     )
-    key = HEARTBEAT_KEY.format(queue="scan")
     wait_for(
-        lambda: not worker.alive() or int(redis_conn.zcard(key)) >= live_workers,
+        lambda: not worker.alive() or workers_alive(host.settings, "scan") >= live_workers,
         READY_TIMEOUT_S,
         f"worker host {host.name}",
     )
@@ -250,7 +260,7 @@ def start_worker_host(host: Host, redis_conn: redis.Redis, live_workers: int) ->
 
 
 def test_a_proof_crosses_hosts_and_a_dead_worker_hosts_job_finishes_on_the_other(
-    start_host, redis_conn: redis.Redis, hosts_settings: Settings
+    start_host, hosts_settings: Settings
 ):
     # Given an API host and worker host A, whose clamd accepts scans and never answers
     api_host = start_host("api-host")
@@ -259,7 +269,7 @@ def test_a_proof_crosses_hosts_and_a_dead_worker_hosts_job_finishes_on_the_other
         host_a = start_host(
             "worker-a", clamd_address=f"tcp://127.0.0.1:{hung_clamd.port}", scan_timeout_s=60.0
         )
-        start_worker_host(host_a, redis_conn, live_workers=1)
+        start_worker_host(host_a, live_workers=1)
 
         # When a seller submits proof to the API host
         rift_id = api.funded_rift()
@@ -282,7 +292,7 @@ def test_a_proof_crosses_hosts_and_a_dead_worker_hosts_job_finishes_on_the_other
 
         # When worker host B comes up and host A loses power mid-scan
         host_b = start_host("worker-b")
-        start_worker_host(host_b, redis_conn, live_workers=2)
+        start_worker_host(host_b, live_workers=2)
         host_a.power_off()
 
     # Then the scan is redelivered to host B, which decides the verdict
