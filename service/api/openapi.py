@@ -89,6 +89,26 @@ LIMIT_QUERY = {
     "required": False,
     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
 }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+JOB_FILTER_QUERY = (
+    _query("actor", {"type": "string", "maxLength": 64}, "the actor's name"),
+    _query("rift_id", {"type": "string", "maxLength": 64}, "jobs of this rift"),
+    _query("job_id", {"type": "string", "maxLength": 64}, "this job"),
+    _query("min_age_s", {"type": "integer", "minimum": 0}, "at least this old"),
+    _query("max_age_s", {"type": "integer", "minimum": 0}, "at most this old"),
+    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+)
 IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -191,8 +211,8 @@ PATHS: dict[str, dict[str, Any]] = {
             "Failed and dead jobs (admin)",
             "200",
             response="JobList",
-            errors=("403", "422"),
-            parameters=(STATE_QUERY, LIMIT_QUERY),
+            errors=("400", "403", "422"),
+            parameters=(STATE_QUERY, LIMIT_QUERY, *JOB_FILTER_QUERY),
         )
     },
     "/api/admin/jobs/{job_id}/retry": {
