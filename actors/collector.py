@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,17 +20,26 @@ from service.scanning.verdict import VirusScanner
 
 log = logging.getLogger(__name__)
 
+#: Jobs past their kind's limits per (queue, state) (service.domain.reconciler).
+OverdueCount = Callable[[], Mapping[tuple[str, str], int]]
+
 
 class RiftCollector(Collector):
     """A custom collector: each scrape costs one broker read, three SQL counts, one PING."""
 
     def __init__(
-        self, queues: QueueStats, sessions: SessionFactory, scanner: VirusScanner, clock: Clock
+        self,
+        queues: QueueStats,
+        sessions: SessionFactory,
+        scanner: VirusScanner,
+        clock: Clock,
+        overdue: OverdueCount | None = None,
     ) -> None:
         self.queues = queues
         self.sessions = sessions
         self.scanner = scanner
         self.clock = clock
+        self.overdue = overdue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from self._queue_metrics()
@@ -94,3 +103,21 @@ class RiftCollector(Collector):
         )
         stuck_family.add_metric([], float(stuck))
         yield stuck_family
+        if self.overdue is not None:
+            yield from self._overdue_metrics(self.overdue)
+
+    def _overdue_metrics(self, overdue: OverdueCount) -> Iterator[GaugeMetricFamily]:
+        try:
+            counts = overdue()
+        except SQLAlchemyError:
+            log.warning("overdue job count unavailable: database did not answer")
+            return
+        family = GaugeMetricFamily(
+            "rift_jobs_overdue",
+            "Jobs waiting past their kind's limits (QUEUED, RETRYING or RUNNING): the ones"
+            " the reconciler sends again, i.e. waiting for redelivery.",
+            labels=["queue", "state"],
+        )
+        for (queue, state), count in sorted(counts.items()):
+            family.add_metric([queue, state], float(count))
+        yield family

@@ -19,13 +19,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from actors.collector import RiftCollector
 from actors.leadership import Leadership, leadership_for
-from actors.reconcile import Reconciler, redeliver
+from actors.reconcile import Reconciler, reconcile_limits, redeliver
 from actors.redelivery import REDELIVERY_INTERVAL_S
 from actors.transport import connect_transport
 from service.blobs import blob_store_from_settings
 from service.db import create_db_engine, create_session_factory
 from service.domain.clock import utcnow
 from service.domain.jobs import relay_outbox
+from service.domain.reconciler import count_overdue_jobs
 from service.domain.retention import RetentionPolicy, count_stuck_jobs, sweep
 from service.observability.logs import configure_logging
 from service.observability.sentry import init_sentry
@@ -102,7 +103,16 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
     )
 
     registry = CollectorRegistry()
-    registry.register(RiftCollector(transport.queue_stats, sessions, scanner, utcnow))
+    limits = reconcile_limits(settings)
+    registry.register(
+        RiftCollector(
+            transport.queue_stats,
+            sessions,
+            scanner,
+            utcnow,
+            overdue=lambda: count_overdue_jobs(sessions, limits, utcnow()),
+        )
+    )
     port = collector_port or settings.collector_port
     start_http_server(port, addr=settings.collector_host, registry=registry)
     log.info("collector listening", extra={"port": port})

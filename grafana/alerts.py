@@ -229,6 +229,23 @@ ALERTS: tuple[Alert, ...] = (
         ),
         runbook="The scheduler's stuck-job sweep should requeue them; check that it runs.",
     ),
+    Alert(
+        name="RiftJobsOverdue",
+        expr="sum by (queue, state) (rift_jobs_overdue) > 0",
+        for_="10m",
+        severity="warning",
+        summary="{{ $labels.state }} jobs on {{ $labels.queue }} sit past their kind's limits",
+        description=(
+            "{{ $value }} jobs have waited longer than their kind allows for 10 minutes. The"
+            " scheduler's reconciler sends such jobs again every few seconds: it is not"
+            " running, the broker refuses it, or (QUEUED) the queue is backed up."
+        ),
+        runbook=(
+            "Check the scheduler (`supervisorctl status scheduler`; its log says"
+            " 're-dispatched overdue jobs') and the broker; POST /api/admin/jobs/{id}/retry"
+            " sends one job again."
+        ),
+    ),
 )
 
 

@@ -378,6 +378,12 @@ PROOF_VERIFICATION = DashboardSpec(
                     " time limit.",
                     (Query("max(rift_jobs_stuck)", "stuck"),),
                 ),
+                Panel(
+                    "Jobs waiting for redelivery",
+                    "Jobs past their kind's limits (QUEUED, RETRYING or RUNNING): the"
+                    " scheduler's reconciler sends them again within seconds.",
+                    (Query("sum by (queue, state) (rift_jobs_overdue)", "{{queue}} {{state}}"),),
+                ),
             ),
         ),
     ),

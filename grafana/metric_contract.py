@@ -86,6 +86,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("rift_scanner_up", "gauge"),
     Metric("rift_outbox_undispatched", "gauge"),
     Metric("rift_jobs_stuck", "gauge"),
+    Metric("rift_jobs_overdue", "gauge", ("queue", "state"), {"queue": _QUEUES}),
 )
 
 METRIC_NAMES = frozenset(m.name for m in METRICS)

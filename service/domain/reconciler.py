@@ -99,6 +99,29 @@ def overdue_jobs(sessions: SessionFactory, limits: ReconcileLimits, now: datetim
         )
 
 
+def count_overdue_jobs(
+    sessions: SessionFactory, limits: ReconcileLimits, now: datetime
+) -> dict[tuple[str, str], int]:
+    """Dispatched jobs past their kind's limit, per (queue, state): what a metric shows."""
+    counts: dict[tuple[str, str], int] = {}
+    with sessions() as session:
+        for kind in ALL_JOB_KINDS:
+            for state in WAITING_STATES:
+                n = session.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(
+                        Job.actor_name == kind.actor_name,
+                        Job.state == state,
+                        Job.dispatched_at.is_not(None),
+                        Job.updated_at < now - limits.overdue_after(kind, state),
+                    )
+                )
+                key = (kind.queue_name, state.value)
+                counts[key] = counts.get(key, 0) + int(n or 0)
+    return counts
+
+
 def poisoned_jobs(sessions: SessionFactory, limits: ReconcileLimits) -> list[Job]:
     """Unfinished jobs started more times than their kind allows."""
     conditions = [
