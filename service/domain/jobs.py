@@ -15,10 +15,10 @@ from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db import SessionFactory, transaction
-from service.domain.clock import Clock, IdFactory
+from service.domain.clock import Clock, IdFactory, as_utc
 from service.domain.correlation import current_request_id
 from service.domain.errors import JobNotRetryable, NotFound
-from service.domain.queues import JobKind
+from service.domain.queues import JobKind, job_kind
 from service.models import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -156,12 +156,25 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
+WAITING_STATES = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
+
+
 def retry_job(session: Session, job_id: str, now: datetime) -> Job:
-    """Put a FAILED or DEAD job back in the outbox for another run (operator action)."""
+    """Put a job back in the outbox for another run, under the same id (operator action).
+
+    FAILED and DEAD jobs can always be retried; QUEUED, RETRYING and RUNNING ones once they
+    have waited longer than their kind's time limit (the broker lost them, or their worker
+    died: what the reconciler would send again). A second copy of a job that was only slow
+    is harmless: its verdict is decided once.
+    """
     job = get_job(session, job_id)
-    if job.state not in (JobState.FAILED, JobState.DEAD):
+    limit = job_kind(job.actor_name).time_limit
+    overdue = job.state in WAITING_STATES and as_utc(job.updated_at) < now - limit
+    if job.state not in (JobState.FAILED, JobState.DEAD) and not overdue:
         raise JobNotRetryable(
-            f"job {job_id} is {job.state.value}; only FAILED or DEAD jobs can be retried"
+            f"job {job_id} is {job.state.value}; only FAILED or DEAD jobs can be retried, or"
+            " QUEUED, RETRYING and RUNNING ones without progress for longer than their"
+            f" kind's time limit ({int(limit.total_seconds())} s)"
         )
     job.state = JobState.PENDING
     job.dispatched_at = None

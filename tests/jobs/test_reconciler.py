@@ -12,7 +12,9 @@ from actors.dispatch import DramatiqDispatcher
 from actors.transport import build_broker
 from service.db import transaction
 from service.domain.clock import new_id, utcnow
+from service.domain.errors import JobNotRetryable
 from service.domain.final_failures import CompensationServices, compensate_final_failure
+from service.domain.jobs import retry_job
 from service.domain.queues import SCAN_ASSET, VERIFY_PROOF, job_kind
 from service.domain.reconciler import ReconcileLimits, reconcile
 from service.domain.verification import ReleasePolicy, VerdictRules
@@ -182,3 +184,21 @@ def test_a_backlog_the_broker_still_holds_is_not_sent_again_but_a_lost_one_is(
     # Then every one is sent again under its own id
     assert set(lost.redispatched) == set(waiting)
     assert queued_message_ids(redis_conn) == set(waiting)
+
+
+def test_operators_can_retry_a_job_the_broker_lost_but_not_one_that_is_only_waiting(sessions):
+    # Given a job QUEUED for an hour (Redis restarted empty) and one running for a second
+    lost = job_record(sessions, JobState.QUEUED, age_s=3600)
+    fresh = job_record(sessions, JobState.RUNNING, age_s=1, attempts=1)
+
+    # When an operator retries both
+    with transaction(sessions) as session:
+        retry_job(session, lost, utcnow())
+    refused = pytest.raises(JobNotRetryable, match=r"only FAILED or DEAD .* time limit")
+    with refused, transaction(sessions) as session:
+        retry_job(session, fresh, utcnow())
+
+    # Then the lost one is back in the outbox under its id, the other one untouched
+    again = read(sessions, lost)
+    assert (again.state, again.dispatched_at) == (JobState.PENDING, None)
+    assert read(sessions, fresh).state is JobState.RUNNING
