@@ -17,6 +17,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from actors.checkins import CheckedIn
 from actors.collector import RiftCollector
 from actors.leadership import Leadership, leadership_for
 from actors.reconcile import Reconciler, reconcile_limits, redeliver
@@ -92,7 +93,7 @@ def led_by(leadership: Leadership, tasks: Sequence[PeriodicTask]) -> list[Period
 def main(settings: Settings | None = None, *, collector_port: int | None = None) -> None:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format)
-    init_sentry(settings, "scheduler")
+    sentry = init_sentry(settings, "scheduler")
     sessions = create_session_factory(create_db_engine(settings.database_url))
     blobs = blob_store_from_settings(settings)
     transport = connect_transport(settings, sessions)
@@ -135,6 +136,12 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
             Reconciler(settings, sessions, transport),
         ),
     ]
+    if sentry:
+        # Sentry Crons notices a scheduler that stops (actors/checkins.py).
+        tasks = [
+            PeriodicTask(t.name, t.interval_s, CheckedIn(t.name, t.interval_s, t.run))
+            for t in tasks
+        ]
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
