@@ -72,6 +72,7 @@ class BudgetedInspector:
                 "uploaded_at": uploaded_at,
                 "thresholds": thresholds,
                 "memory_bytes": thresholds.file_inspection_memory_bytes,
+                "cpu_seconds": thresholds.file_inspection_wall_clock_s + 1,
             }
         )
         deadline = time.monotonic() + thresholds.file_inspection_wall_clock_s

@@ -11,6 +11,7 @@ the worker that started it is gone. It is single-threaded, so forking it is safe
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 import resource
@@ -54,6 +55,10 @@ def _child(answer: socket.socket, request: bytes) -> None:
         arguments: dict[str, Any] = pickle.loads(request)  # noqa: S301 - from our own parent
         answer.sendall(LENGTH.pack(os.getpid()))
         _limit_address_space(arguments.pop("memory_bytes"))
+        # The client kills a child at the wall-clock budget; should the client itself die
+        # first, the kernel still ends a child that spins past it.
+        cpu_seconds = math.ceil(arguments.pop("cpu_seconds"))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
         try:
             result: FileCheck | str = check_file(**arguments)
         except MemoryError:
