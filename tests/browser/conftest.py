@@ -51,7 +51,7 @@ _artefacts: list[Path] = []
 
 
 @pytest.fixture(scope="session")
-def artefacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def artefacts_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     configured = os.environ.get(ARTEFACTS_ENV)
     path = Path(configured) if configured else tmp_path_factory.mktemp("browser-artefacts")
     path.mkdir(parents=True, exist_ok=True)
@@ -59,9 +59,17 @@ def artefacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def artefacts_dir(artefacts_root: Path, database_url: str) -> Path:
+    """One directory per database backend: both runs of a flow keep their screenshot."""
+    path = artefacts_root / database_url.split(":", 1)[0].split("+", 1)[0]
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for path in _artefacts:
-        shots = sorted(p.name for p in path.glob("*.png"))
+        shots = sorted(p.relative_to(path).as_posix() for p in path.rglob("*.png"))
         terminalreporter.write_line(f"browser screenshots ({len(shots)}) in {path}")
 
 

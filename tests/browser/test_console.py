@@ -19,7 +19,9 @@ from tests.conftest import WorkerFactory
 from tests.support.flows import OPERATOR, SELLER
 from tests.support.processes import free_port, wait_for
 
-pytestmark = pytest.mark.slow
+# The pages are under test, not the database: one backend (make run's SQLite) keeps the
+# browser suite inside its budget; tests/web runs the same requests on both.
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 DEAD_TIMEOUT_S = 30.0
 

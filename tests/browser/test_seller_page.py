@@ -27,7 +27,9 @@ from tests.conftest import WorkerFactory
 from tests.scanning.samples import EICAR, EICAR_SIGNATURE
 from tests.support.flows import BUYER, SELLER, STRANGER
 
-pytestmark = pytest.mark.slow
+# The pages are under test, not the database: one backend (make run's SQLite) keeps the
+# browser suite inside its budget; tests/web runs the same requests on both.
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 
 def proofs_of(sessions: SessionFactory, rift_id: str) -> int:
