@@ -162,7 +162,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> None:
             return
         print(f"job {job.id}: {job.actor_name} on {job.queue_name}, {job.state.value}")
         print(f"  rift {job.rift_id or '-'}  proof {job.proof_id or '-'}  subject {job.subject_id}")
-        for moment, what in job_timeline(job):
+        for moment, what in job_timeline(job, actions):
             print(f"  {iso(moment)}  {what}")
         print("last error:", job.last_error or "none")
         print("result:", json.dumps(job.result) if job.result else "none")

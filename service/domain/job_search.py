@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.domain.clock import as_utc
 from service.domain.errors import InvalidInput
-from service.models import FINAL_JOB_STATES, Job, JobState
+from service.models import FINAL_JOB_STATES, Job, JobState, OperatorAction
 
 RETRYABLE_STATES = (JobState.FAILED, JobState.DEAD)
 MAX_PAGE_SIZE = 200
@@ -126,12 +127,24 @@ def search_jobs(
     )
 
 
-def job_timeline(job: Job) -> list[tuple[datetime, str]]:
-    """What happened to a job when, from its record (attempts are counted, not kept)."""
+def job_timeline(job: Job, actions: Sequence[OperatorAction] = ()) -> list[tuple[datetime, str]]:
+    """What happened to a job when: its record's moments and the operators' retries.
+
+    The record counts attempts but keeps no row per attempt; the retries an operator made
+    are the marks between one run and the next.
+    """
     moments = [
         (job.created_at, "created (in the outbox)"),
         (job.dispatched_at, "last handed to the broker"),
         (job.started_at, "first attempt started"),
+    ]
+    moments += [
+        (
+            action.created_at,
+            f"{action.action.replace('_', ' ')} by {action.actor_id}"
+            + (f" (it was {action.detail['from_state']})" if "from_state" in action.detail else ""),
+        )
+        for action in actions
     ]
     if job.state in FINAL_JOB_STATES:
         moments.append(
@@ -139,4 +152,5 @@ def job_timeline(job: Job) -> list[tuple[datetime, str]]:
         )
     else:
         moments.append((job.updated_at, f"now {job.state.value}, attempt {job.attempts}"))
-    return sorted(((m, what) for m, what in moments if m is not None), key=lambda pair: pair[0])
+    dated = [(as_utc(m), what) for m, what in moments if m is not None]
+    return sorted(dated, key=lambda pair: pair[0])

@@ -151,12 +151,13 @@ class OpsJobPage:
             except NotFound:
                 self.pages.respond(resp, "not_found.html", status=falcon.HTTP_404)
                 return
+            actions = recent_actions(session, job_id=job.id, limit=50)
             self.pages.respond(
                 resp,
                 "ops_job.html",
                 job=job,
-                timeline=job_timeline(job),
-                actions=recent_actions(session, job_id=job.id, limit=50),
+                timeline=job_timeline(job, actions),
+                actions=actions,
                 sentry_url=self.links.sentry_for(job),
                 retryable=job.state in RETRYABLE_STATES,
                 final=job.state in FINAL_JOB_STATES,

@@ -214,6 +214,7 @@ def test_the_job_page_shows_the_record_timeline_and_who_retried_it(
     assert "created (in the outbox)" in page.text
     assert "&lt;b&gt;clamd&lt;/b&gt; down" in page.text
     assert "retry job" in page.text and OPERATOR in page.text
+    assert f"retry job by {OPERATOR} (it was DEAD)" in page.text, "the retry is on the timeline"
     assert console.status_code == 200
     assert "retry job" in console.text
 
