@@ -22,6 +22,7 @@ MAX_PAGES_FOR_ACTIONS = 1000
 MAX_ANNOTATIONS_PER_PAGE = 500
 MAX_ANNOTATIONS = 5000
 MAX_ACTIONS_WALKED = 2000
+MAX_ACTION_STEPS = 10 * MAX_ACTIONS_WALKED
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ class _ActionWalk:
         self.kinds: set[str] = set()
         self.caps: set[str] = set()
         self.walked = 0
+        self.steps = 0
         self._seen: set[tuple[int, int]] = set()
 
     @property
@@ -263,7 +265,10 @@ class _ActionWalk:
         """Walk one action and everything chained after it."""
         pending: list[Any] = [first]
         while pending:
-            if self.exhausted:
+            # Steps count revisits too: many annotations sharing one long /Next array
+            # cost the budget, not annotations x array length.
+            self.steps += 1
+            if self.exhausted or self.steps > MAX_ACTION_STEPS:
                 self.cap_hit(f"more than {MAX_ACTIONS_WALKED} actions")
                 return
             current = _dict(pending.pop())

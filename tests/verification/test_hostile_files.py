@@ -9,7 +9,11 @@ from pathlib import Path
 
 from proof_fixtures import UPLOADED_AT, build_pdf, build_zip, check_bytes, codes, prose
 
-from service.verification.pdf import MAX_ACTIONS_WALKED, MAX_ANNOTATIONS_PER_PAGE
+from service.verification.pdf import (
+    MAX_ACTIONS_WALKED,
+    MAX_ANNOTATIONS_PER_PAGE,
+    MAX_PAGES_FOR_ACTIONS,
+)
 from service.verification.sniffing import sniff_mime
 
 README = b"These are the delivered project files. " * 10
@@ -176,3 +180,28 @@ def test_sniffing_survives_a_zip_whose_directory_lies(tmp_path: Path) -> None:
     central = data.find(b"PK\x01\x02")
     data[central + 28 : central + 30] = struct.pack("<H", 0xFFFF)  # name length past the end
     assert sniff_mime(bytes(data)) in ("application/zip", "application/octet-stream")
+
+
+def test_many_annotations_sharing_one_long_next_array_cost_one_budget(tmp_path: Path) -> None:
+    pdf = build_pdf([prose(1500)], created_at=LONG_AGO)
+    # Object 3 (the font) becomes a 1,500-entry array of links; 400 annotations chain to it.
+    links = b"<< /S /URI /URI (https://example.com) >> " * 1_500
+    shared = pdf.replace(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>", b"[" + links + b"]", 1
+    )
+    annots = b" ".join(
+        b"<< /Type /Annot /Subtype /Link /Rect [0 0 1 1] /A << /S /URI /URI (x) /Next 3 0 R >> >>"
+        for _ in range(400)
+    )
+    shared = shared.replace(
+        b"/Type /Page /Parent", b"/Annots [" + annots + b"] /Type /Page /Parent", 1
+    )
+    started = time.monotonic()
+    result = check_bytes(tmp_path, shared)
+    assert time.monotonic() - started < 10.0
+    assert "pdf.too_complex" in codes(result.check)
+
+
+def test_more_pages_than_are_walked_for_actions_is_an_issue(tmp_path: Path) -> None:
+    pdf = build_pdf([prose(1500)] + ["x"] * MAX_PAGES_FOR_ACTIONS, created_at=LONG_AGO)
+    assert "pdf.too_complex" in codes(check_bytes(tmp_path, pdf).check)
