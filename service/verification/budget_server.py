@@ -53,12 +53,13 @@ def _child(answer: socket.socket, request: bytes) -> None:
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         arguments: dict[str, Any] = pickle.loads(request)  # noqa: S301 - from our own parent
-        answer.sendall(LENGTH.pack(os.getpid()))
         _limit_address_space(arguments.pop("memory_bytes"))
-        # The client kills a child at the wall-clock budget; should the client itself die
-        # first, the kernel still ends a child that spins past it.
-        cpu_seconds = math.ceil(arguments.pop("cpu_seconds"))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        # The child ends itself at the budget (SIGALRM's default action terminates it), so
+        # nobody has to kill it by a pid that may already name another process; RLIMIT_CPU
+        # is the kernel's backstop for a child that blocks the alarm.
+        budget_s = max(1, math.ceil(arguments.pop("wall_clock_s")))
+        signal.alarm(budget_s)
+        resource.setrlimit(resource.RLIMIT_CPU, (budget_s + 1, budget_s + 2))
         try:
             result: FileCheck | str = check_file(**arguments)
         except MemoryError:

@@ -42,14 +42,24 @@ def test_within_budget_the_child_finds_what_the_rules_find_in_process(tmp_path: 
 
 
 def test_an_inspection_past_the_wall_clock_budget_is_an_issue_not_a_hang(tmp_path: Path) -> None:
+    # A PDF whose /Next array takes pypdf seconds to parse, checked under a 1 s budget.
+    harmless = b"<< /S /URI /URI (https://example.com) >> " * 40_000
+    action = b"<< /S /URI /URI (x) /Next [" + harmless + b"] >>"
     path = tmp_path / "invoice.pdf"
-    path.write_bytes(build_pdf([prose(1500)] * 40))
-    hurried = replace(DEFAULTS, file_inspection_wall_clock_s=0.01)
+    path.write_bytes(build_pdf([prose(1500)], annotation_entries=b"/A " + action))
+    hurried = replace(DEFAULTS, file_inspection_wall_clock_s=1.0)
     started = time.monotonic()
     result = inspect(path, hurried)
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 2.0
     assert codes(result.check) == {"file.inspection_budget"}
     assert not result.check.passed
+    # And the late child ends by itself (its alarm), well before it would have finished.
+    assert INSPECTOR.server_pid is not None
+    children = Path(f"/proc/{INSPECTOR.server_pid}/task/{INSPECTOR.server_pid}/children")
+    deadline = started + 2.5
+    while children.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children.read_text().strip() == ""
 
 
 def test_an_inspection_past_the_memory_budget_is_an_issue_not_a_crash(tmp_path: Path) -> None:
