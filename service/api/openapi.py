@@ -11,6 +11,7 @@ from typing import Any
 
 import falcon
 
+from service.api.resources.job_filters import MAX_AGE_S
 from service.api.schemas import COMPONENTS, IDEMPOTENCY_KEY
 from service.models import JobState
 
@@ -101,12 +102,13 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
+AGE_S = {"type": "integer", "minimum": 0, "maximum": MAX_AGE_S}
 JOB_FILTER_QUERY = (
     _query("actor", {"type": "string", "maxLength": 64}, "the actor's name"),
     _query("rift_id", {"type": "string", "maxLength": 64}, "jobs of this rift"),
     _query("job_id", {"type": "string", "maxLength": 64}, "this job"),
-    _query("min_age_s", {"type": "integer", "minimum": 0}, "at least this old"),
-    _query("max_age_s", {"type": "integer", "minimum": 0}, "at most this old"),
+    _query("min_age_s", AGE_S, "at least this old"),
+    _query("max_age_s", AGE_S, "at most this old"),
     _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
 )
 IDEMPOTENCY_HEADER = {

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from service.auth import MAX_SUBJECT_CHARS
+from service.domain.users import Role
 from service.models import Asset, AssetType, Proof
 from tests.support.flows import DELIVERY_NOTE, SELLER, funded_rift, submit
 
@@ -131,3 +132,12 @@ def test_a_zip_whose_member_claims_an_unsupported_method_is_not_a_500(client, au
     )
     assert result.status_code in (202, 415), result.text
     assert result.json
+
+
+def test_a_job_age_filter_past_what_a_date_can_hold_is_422_not_500(client, auth):
+    # Found by the schemathesis run: `now - timedelta(seconds=10**20)` overflowed.
+    result = client.simulate_get(
+        "/api/admin/jobs", params={"min_age_s": str(10**20)}, headers=auth("ops", Role.ADMIN)
+    )
+    assert result.status_code == 422
+    assert result.json["field"] == "min_age_s"
