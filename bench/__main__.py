@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 
 from bench import (
+    brokers,
     job_overhead,
     scaling,
     status_scaling,
@@ -21,7 +22,7 @@ from bench import (
 )
 from bench.harness import BenchRun, Figure
 
-MEASUREMENTS = ("overhead", "verdict", "throughput", "status", "upload", "scaling")
+MEASUREMENTS = ("overhead", "verdict", "throughput", "status", "upload", "scaling", "brokers")
 
 
 def _machine() -> str:
@@ -124,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "upload": lambda b: upload_streaming.run(
             b, upload_streaming.Config(rounds=2 if quick else 3)
+        ),
+        "brokers": lambda b: brokers.run(
+            b,
+            brokers.Config(
+                jobs=600 if quick else 1500,
+                rounds=1 if quick else 3,
+                per_round=8 if quick else 15,
+            ),
         ),
         "scaling": lambda b: scaling.run(
             b,
