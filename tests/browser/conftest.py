@@ -43,6 +43,8 @@ API_READY_TIMEOUT_S = 30.0
 # What the page must show within, after the action that leads to it (verdicts usually take
 # well under a second on real workers).
 UI_TIMEOUT_MS = 20_000
+# The most one flow (setup included: workers, the server on first use) may take.
+FLOW_BUDGET_S = 90
 expect.set_options(timeout=UI_TIMEOUT_MS)
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
