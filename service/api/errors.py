@@ -56,10 +56,23 @@ def serialize_http_error(
 ) -> None:
     """Render Falcon's own errors (bad JSON, unknown route) in the same JSON shape."""
     resp.content_type = falcon.MEDIA_JSON
+    # Falcon's default title is the status line ("404 Not Found"): the code is its words.
+    title = (exception.title or "error").lower()
+    code = title.split(" ", 1)[1] if title[:3].isdigit() and " " in title else title
     resp.media = {
-        "error": (exception.title or "error").lower().replace(" ", "_"),
-        "message": exception.description or exception.title or "request failed",
+        "error": code.replace(" ", "_"),
+        "message": exception.description or _advice(req, exception),
     }
+
+
+def _advice(req: falcon.Request, exception: falcon.HTTPError) -> str:
+    """What to do about one of Falcon's errors that came without a description."""
+    if exception.status_code == 404:
+        return f"no route {req.path}; the routes are listed at /openapi.json"
+    if exception.status_code == 405:
+        allowed = dict(exception.headers or {}).get("Allow", "")
+        return f"{req.method} is not allowed on {req.path}; allowed: {allowed or 'none'}"
+    return exception.title or "request failed"
 
 
 def handle_database_unavailable(

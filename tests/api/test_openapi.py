@@ -75,3 +75,12 @@ def test_a_made_up_method_is_counted_as_other_not_as_a_new_label(client):
     assert 'method="FOOBAR"' not in exposition
     assert 'method="other",route="/healthz"' in exposition
     assert 'method="GET",route="/healthz"' in exposition
+
+
+def test_an_unknown_route_or_method_is_json_saying_what_exists(client):
+    missing = client.simulate_get("/api/nope")
+    assert (missing.status_code, missing.json["error"]) == (404, "not_found")
+    assert "/openapi.json" in missing.json["message"]
+    wrong = client.simulate_delete("/api/rifts")
+    assert (wrong.status_code, wrong.json["error"]) == (405, "method_not_allowed")
+    assert "allowed: POST" in wrong.json["message"]
