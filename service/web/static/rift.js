@@ -26,8 +26,22 @@
       timer = null;
       return;
     }
+    // A tab nobody looks at does not poll; it catches up as soon as it is shown again.
+    if (document.hidden) {
+      timer = null;
+      return;
+    }
     timer = window.setTimeout(poll, delay);
   }
+
+  document.addEventListener("visibilitychange", function () {
+    var current = body();
+    var final = current && current.dataset.final === "true";
+    if (!document.hidden && timer === null && !final) {
+      delay = MIN_DELAY_MS;
+      poll();
+    }
+  });
 
   function slowDown() {
     delay = Math.min(Math.round(delay * BACKOFF), MAX_DELAY_MS);
