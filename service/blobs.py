@@ -22,6 +22,13 @@ SNIFF_HEAD_BYTES = 8192
 TEMP_SUFFIX = ".partial"
 
 
+class BlobStoreUnavailable(Exception):
+    """The blob store did not answer (down, unreachable, overloaded); try again later.
+
+    Not a client's mistake: the API answers 503 with Retry-After, a job is retried.
+    """
+
+
 @dataclass(frozen=True)
 class StoredBlob:
     key: str

@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as S3ConnectionError
 
-from service.blobs import BlobInfo, BlobIntake, StoredBlob, new_blob_key
+from service.blobs import BlobInfo, BlobIntake, BlobStoreUnavailable, StoredBlob, new_blob_key
 from service.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ PART_BYTES = 8 * 1024 * 1024
 # Chunks copied from an object body to a scratch file for the rules that need a path.
 COPY_CHUNK_BYTES = 1024 * 1024
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+SERVER_ERROR_STATUS = 500
 BLOBS_FOLDER = "blobs"
 QUARANTINE_FOLDER = "quarantine"
 
@@ -101,6 +103,28 @@ def _missing(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in MISSING_CODES
 
 
+@contextmanager
+def _answering(bucket: str) -> Iterator[None]:
+    """Turn an object store that does not answer into BlobStoreUnavailable.
+
+    botocore has already retried (the client's retry policy) by the time this sees an error.
+    A missing key, a refused permission and other 4xx answers are not outages: they pass.
+    """
+    try:
+        yield
+    except (S3ConnectionError, HTTPClientError) as error:
+        raise BlobStoreUnavailable(
+            f"the object store for s3://{bucket} did not answer ({type(error).__name__})"
+        ) from error
+    except ClientError as error:
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if status >= SERVER_ERROR_STATUS:
+            raise BlobStoreUnavailable(
+                f"the object store for s3://{bucket} answered {status}"
+            ) from error
+        raise
+
+
 def _checked_key(key: str) -> str:
     # Keys come from new_blob_key, but a row edited by hand must not reach outside the prefix.
     path = PurePosixPath(key)
@@ -136,11 +160,18 @@ class S3BlobStore:
         key = new_blob_key(datetime.now(UTC))
         name = self._object(key)
         intake = BlobIntake(max_bytes=max_bytes, label=label)
+        upload = _MultipartUpload(self.client, self.location.bucket, name)
+        with _answering(self.location.bucket):
+            self._stream_parts(chunks, intake, upload, name)
+        return intake.stored(key)
+
+    def _stream_parts(
+        self, chunks: Iterable[bytes], intake: BlobIntake, upload: _MultipartUpload, name: str
+    ) -> None:
         # The chunks of the part being filled; joined once when it is full (parts may run
         # a chunk over part_bytes, which S3 allows), so memory is about two parts at most.
         part: list[bytes] = []
         part_size = 0
-        upload = _MultipartUpload(self.client, self.location.bucket, name)
         try:
             for chunk in chunks:
                 part.append(intake.take(chunk))
@@ -158,7 +189,6 @@ class S3BlobStore:
         except BaseException:
             upload.abort()
             raise
-        return intake.stored(key)
 
     def _get(self, key: str) -> Any:
         # A scan may quarantine a blob while verification still has to read it, and a
@@ -166,9 +196,10 @@ class S3BlobStore:
         # Nothing serves blobs to clients, so this does not make quarantine reachable.
         for folder in (self._blobs, self._quarantine):
             try:
-                return self.client.get_object(
-                    Bucket=self.location.bucket, Key=self._object(key, folder)
-                )["Body"]
+                with _answering(self.location.bucket):
+                    return self.client.get_object(
+                        Bucket=self.location.bucket, Key=self._object(key, folder)
+                    )["Body"]
             except ClientError as error:
                 if not _missing(error):
                     raise
@@ -195,7 +226,7 @@ class S3BlobStore:
                 except FileNotFoundError:
                     body = None
                 if body is not None:
-                    with contextlib.closing(body):
+                    with contextlib.closing(body), _answering(self.location.bucket):
                         while chunk := body.read(COPY_CHUNK_BYTES):
                             out.write(chunk)
             if body is None:
@@ -206,7 +237,8 @@ class S3BlobStore:
 
     def _exists(self, name: str) -> bool:
         try:
-            self.client.head_object(Bucket=self.location.bucket, Key=name)
+            with _answering(self.location.bucket):
+                self.client.head_object(Bucket=self.location.bucket, Key=name)
         except ClientError as error:
             if _missing(error):
                 return False
@@ -217,7 +249,8 @@ class S3BlobStore:
         # S3 deletes succeed whether or not the key exists; the head says which it was.
         existed = self._exists(name)
         if existed:
-            self.client.delete_object(Bucket=self.location.bucket, Key=name)
+            with _answering(self.location.bucket):
+                self.client.delete_object(Bucket=self.location.bucket, Key=name)
         return existed
 
     def delete(self, key: str) -> bool:
@@ -228,27 +261,30 @@ class S3BlobStore:
         target = self._object(key, self._quarantine)
         bucket = self.location.bucket
         try:
-            # Server-side copy: the bytes never pass through this host (proofs are <= 5 GB).
-            self.client.copy_object(
-                Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source}
-            )
+            with _answering(bucket):
+                # Server-side copy: the bytes never pass through this host (<= 5 GB).
+                self.client.copy_object(
+                    Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source}
+                )
         except ClientError as error:
             if _missing(error):
                 return self._exists(target)
             raise
-        self.client.delete_object(Bucket=bucket, Key=source)
+        with _answering(bucket):
+            self.client.delete_object(Bucket=bucket, Key=source)
         return True
 
     def _list(self, folder: str) -> Iterator[BlobInfo]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.location.bucket, Prefix=folder
         )
-        for page in pages:
-            for entry in page.get("Contents", []):
-                yield BlobInfo(
-                    key=entry["Key"][len(folder) :],
-                    modified_at=entry["LastModified"].astimezone(UTC),
-                )
+        with _answering(self.location.bucket):
+            for page in pages:
+                for entry in page.get("Contents", []):
+                    yield BlobInfo(
+                        key=entry["Key"][len(folder) :],
+                        modified_at=entry["LastModified"].astimezone(UTC),
+                    )
 
     def list_blobs(self) -> Iterator[BlobInfo]:
         return self._list(self._blobs)

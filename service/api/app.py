@@ -13,6 +13,7 @@ from service.api.context import ApiContext
 from service.api.edge import LengthRequiredMiddleware
 from service.api.errors import (
     DATABASE_UNAVAILABLE,
+    handle_blob_store_unavailable,
     handle_database_unavailable,
     handle_domain_error,
     serialize_http_error,
@@ -40,6 +41,7 @@ from service.api.resources.rifts import (
     RiftRisk,
     RiftTransitions,
 )
+from service.blobs import BlobStoreUnavailable
 from service.domain.correlation import set_request_id
 from service.domain.errors import DomainError
 from service.domain.intake import IntakeLimits, ProofIntake
@@ -90,6 +92,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     install_bounded_json(app)
     app.add_error_handler(DomainError, handle_domain_error)
     app.add_error_handler(DATABASE_UNAVAILABLE, handle_database_unavailable)
+    app.add_error_handler(BlobStoreUnavailable, handle_blob_store_unavailable)
     app.set_error_serializer(serialize_http_error)
 
     # Each resource gets only the services it calls.

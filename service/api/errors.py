@@ -16,6 +16,7 @@ DATABASE_UNAVAILABLE = (
     db_errors.TimeoutError,
 )
 DATABASE_RETRY_AFTER_S = 5
+BLOB_STORE_RETRY_AFTER_S = 5
 
 STATUS_BY_ERROR: dict[type[errors.DomainError], str] = {
     errors.Unauthenticated: falcon.HTTP_401,
@@ -73,6 +74,21 @@ def _advice(req: falcon.Request, exception: falcon.HTTPError) -> str:
         allowed = dict(exception.headers or {}).get("Allow", "")
         return f"{req.method} is not allowed on {req.path}; allowed: {allowed or 'none'}"
     return exception.title or "request failed"
+
+
+def handle_blob_store_unavailable(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
+) -> None:
+    """Answer 503 with Retry-After when the object store does not answer (never a 500)."""
+    resp.status = falcon.HTTP_503
+    resp.append_header("Retry-After", str(BLOB_STORE_RETRY_AFTER_S))
+    resp.media = {
+        "error": "blob_store_unavailable",
+        "message": (
+            "file storage is unavailable right now; nothing was saved, "
+            f"send the same request again in {BLOB_STORE_RETRY_AFTER_S} seconds"
+        ),
+    }
 
 
 def handle_database_unavailable(
