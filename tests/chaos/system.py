@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -27,7 +28,7 @@ from service.settings import Settings
 from tests.chaos.clamd_proxy import ClamdProxy
 from tests.chaos.servers import RedisServer
 from tests.conftest import settings_env
-from tests.monitoring.stack import HttpClient, Service, Stack, bearer_headers
+from tests.monitoring.stack import HttpClient, Service, Stack, bearer_headers, child_pids
 from tests.support.flows import DELIVERY_NOTE, funded_rift, submit
 from tests.support.processes import ManagedProcess, free_port, worker_argv
 
@@ -147,14 +148,19 @@ class ChaosSystem:
         pace_s: float = 0.0,
         during: Callable[[int], None] | None = None,
         rifts: list[str] | None = None,
+        file_for: Callable[[int], tuple[str, bytes, str]] = note,
     ) -> None:
-        """Submit a proof with a file to every funded rift; `during(i)` runs before each."""
+        """Submit a proof with a file to every funded rift; `during(i)` runs before each.
+
+        `file_for(i)` is the i-th submission's file: the hostile-file scenario passes its
+        corpus here (and checks `peak_rss_mib` of the pools against the memory budget).
+        """
         auth = bearer_headers(self.settings)
         for i, rift_id in enumerate(rifts if rifts is not None else self.rifts):
             if during is not None:
                 during(i)
             figures.submitted += 1
-            result = submit(self.client, auth, rift_id, fields=TRACKING, files=[note(i)])
+            result = submit(self.client, auth, rift_id, fields=TRACKING, files=[file_for(i)])
             if result.status_code == 202:
                 figures.accepted += 1
                 self.accepted.append(result.json["proof_id"])
@@ -238,6 +244,16 @@ class ChaosSystem:
 
     def waiting_messages(self, queue: str) -> int:
         return int(self.redis.llen(f"dramatiq:{queue}"))
+
+    def peak_rss_mib(self, queue: str) -> float:
+        """The highest peak resident memory (VmHWM) of the pool's worker processes."""
+        main = self.pools[queue].process.pid
+        peaks = [0.0]
+        for pid in [main, *child_pids(main)]:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        return max(peaks)
 
     def logs(self) -> str:
         return "\n".join(

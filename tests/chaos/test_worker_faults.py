@@ -123,6 +123,7 @@ def test_graceful_restarts_of_every_pool_under_load_let_running_jobs_finish_and_
         done = job(system, job_id)
         assert (done.state, done.attempts) == (JobState.SUCCEEDED, 1), job_id
     measured.notes["running_at_signal"] = len(running_at_signal)
+    measured.notes["peak_rss_mib"] = {q: round(system.peak_rss_mib(q)) for q in system.pools}
     measured.notes["jobs_on_a_later_attempt"] = sum(
         1 for j in system.jobs(JobState.SUCCEEDED) if j.attempts > 1
     )
@@ -135,7 +136,8 @@ POISON_SETUP = "tests.chaos.poison:setup"
 def test_a_poison_message_that_kills_its_worker_every_time_ends_dead_with_its_proof_in_review(
     chaos_system, figures
 ):
-    system = chaos_system(pools=("scan",))
+    # One retry: the kind then allows 1 + 1 + 2 deliveries, which keeps the crash loop short.
+    system = chaos_system(pools=("scan",), max_retries=1)
     system.start_pool("verification", setup=POISON_SETUP)
     measured = figures("poison message killing its worker on every delivery")
     system.fund_rifts(MIN_SUBMISSIONS + 1)
