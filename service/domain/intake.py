@@ -25,6 +25,7 @@ from service.domain.proofs import (
     SubmissionReceipt,
     UploadedFile,
     authorise_submission,
+    check_idempotency_key,
     find_replay,
     submit_proof,
 )
@@ -125,6 +126,8 @@ class ProofIntake:
         idempotency_key: str | None,
     ) -> SubmissionReceipt:
         """Store the proof in form and dispatch its jobs; a replay answers as the first did."""
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)  # before a byte of the body is stored
         stored: list[StoredBlob] = []
         try:
             submission = self._read_form(form, stored)

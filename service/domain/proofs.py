@@ -34,6 +34,15 @@ MAX_FIELD_CHARS = {"license_key": 1_000, "tracking_number": 200, "url": 2_048, "
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 
+def check_idempotency_key(key: str) -> None:
+    """Refuse an Idempotency-Key the proofs table cannot hold (its column's length)."""
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidInput(
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters",
+            field="Idempotency-Key",
+        )
+
+
 class KeySealer(Protocol):
     """Encrypts license keys at rest and fingerprints them for reuse detection."""
 
@@ -171,11 +180,7 @@ def submit_proof(
         raise Forbidden("only the rift's seller can submit proof")
     fingerprint = submission.fingerprint()
     if idempotency_key is not None:
-        if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS:
-            raise InvalidInput(
-                f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters",
-                field="Idempotency-Key",
-            )
+        check_idempotency_key(idempotency_key)
         replay = find_replay(session, rift_id, idempotency_key, fingerprint)
         if replay is not None:
             return replay

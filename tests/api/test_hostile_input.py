@@ -141,3 +141,14 @@ def test_a_job_age_filter_past_what_a_date_can_hold_is_422_not_500(client, auth)
     )
     assert result.status_code == 422
     assert result.json["field"] == "min_age_s"
+
+
+def test_an_idempotency_key_longer_than_its_column_is_422_before_the_body_is_stored(
+    client, auth, sessions, settings
+):
+    rift = funded_rift(client, auth)
+    result = submit(client, auth, rift["id"], files=[NOTE], headers={"Idempotency-Key": "k" * 129})
+    assert result.status_code == 422
+    assert result.json["field"] == "Idempotency-Key"
+    assert blob_files(settings) == []
+    assert count(sessions, Proof) == 0
