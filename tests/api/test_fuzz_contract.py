@@ -95,12 +95,11 @@ def variants(
     return runs
 
 
+# Once is enough for the budget: on PostgreSQL, which enforces column lengths.
+@pytest.mark.postgresql_only
 def test_every_operation_survives_fuzzing_in_every_role(
     settings: Settings, tmp_path: Path, redis_conn: redis.Redis, auth: Callable[..., dict[str, str]]
 ) -> None:
-    if not settings.database_url.startswith("postgresql"):
-        # Once is enough for the budget: on PostgreSQL, which enforces column lengths.
-        pytest.skip("fuzzed on the PostgreSQL backend")
     stack = Stack(settings, tmp_path, redis_conn)
     try:
         api = stack.api(workers=1, threads=4)
