@@ -42,8 +42,9 @@ def test_within_budget_the_child_finds_what_the_rules_find_in_process(tmp_path: 
 
 
 def test_an_inspection_past_the_wall_clock_budget_is_an_issue_not_a_hang(tmp_path: Path) -> None:
-    # A PDF whose /Next array takes pypdf seconds to parse, checked under a 1 s budget.
-    harmless = b"<< /S /URI /URI (https://example.com) >> " * 40_000
+    # A PDF whose /Next array takes pypdf seconds to parse (4 s on an idle 2-core machine),
+    # checked under a 1 s budget.
+    harmless = b"<< /S /URI /URI (https://example.com) >> " * 300_000
     action = b"<< /S /URI /URI (x) /Next [" + harmless + b"] >>"
     path = tmp_path / "invoice.pdf"
     path.write_bytes(build_pdf([prose(1500)], annotation_entries=b"/A " + action))
