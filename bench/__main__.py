@@ -131,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
             brokers.Config(
                 jobs=600 if quick else 1500,
                 rounds=1 if quick else 3,
-                per_round=8 if quick else 15,
+                per_round=8 if quick else 10,
             ),
         ),
         "scaling": lambda b: scaling.run(
             b,
             scaling.Config(
-                processes=processes, jobs=600 if quick else 2000, rounds=2 if quick else 3
+                processes=processes, jobs=600 if quick else 1500, rounds=2 if quick else 3
             ),
         ),
     }

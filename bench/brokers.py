@@ -40,7 +40,7 @@ WARMUP_SUBMISSIONS = 3
 class Config:
     jobs: int = 1500
     rounds: int = 3
-    per_round: int = 15
+    per_round: int = 10
     interval_s: float = 0.25
     processes: int = 1
     threads: int = 4

@@ -24,7 +24,7 @@ PROJECT_STACK = "bench.stacks:project"
 @dataclass(frozen=True)
 class Config:
     processes: Sequence[int] = field(default=(1, 2))
-    jobs: int = 2000
+    jobs: int = 1500
     rounds: int = 3
     threads: int = 4
 
