@@ -198,6 +198,10 @@ JOB: Schema = {
         "last_error": _nullable(
             {"type": "string", "description": "the error class and a safe message"}
         ),
+        "waiting_for_redelivery": {
+            "type": "boolean",
+            "description": "the broker lost the job; the reconciler sent it again, under its id",
+        },
         "result": _nullable({"type": "object"}),
         "created_at": TIME,
         "dispatched_at": MAYBE_TIME,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from service.domain.clock import as_utc
+from service.domain.reconciler import waiting_for_redelivery
 from service.models import Asset, Job, JobState, Proof, Rift, RiftEvent, ScanStatus
 
 
@@ -58,6 +59,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "progress": job.progress,
         "last_error": job.last_error,
+        "waiting_for_redelivery": waiting_for_redelivery(job),
         "result": job.result,
         "created_at": iso(job.created_at),
         "dispatched_at": iso(job.dispatched_at),

@@ -32,6 +32,8 @@ RECONCILE_BATCH_SIZE = 500
 # graceful restart or a dead worker's redelivery also starts an attempt again.
 EXTRA_DELIVERIES = 2
 WAITING_STATES = (JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
+# How the last_error of a job the reconciler sent again begins.
+REDISPATCHED = "re-dispatched"
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def reconcile(
         log.warning("broker unavailable; overdue jobs wait", extra={"error": str(exc)})
         return done
     for job in overdue:
-        reason = f"re-dispatched: {job.state.value} for longer than its kind allows"
+        reason = f"{REDISPATCHED}: {job.state.value} for longer than its kind allows"
         # Back to QUEUED: the status says the job waits for a worker, not that one has it.
         if _move(sessions, job, JobState.QUEUED, clock(), reason, finished=False):
             done.redispatched.append(job.id)
@@ -250,3 +252,8 @@ def _move(
             .execution_options(synchronize_session=False)
         )
     return bool(getattr(result, "rowcount", 0))
+
+
+def waiting_for_redelivery(job: Job) -> bool:
+    """The reconciler sent the job again and no worker has taken it since."""
+    return job.state is JobState.QUEUED and (job.last_error or "").startswith(REDISPATCHED)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from actors.dispatch import DramatiqDispatcher
 from actors.transport import build_broker
+from service.api.views import job_view
 from service.db import transaction
 from service.domain.clock import new_id, utcnow
 from service.domain.errors import JobNotRetryable
@@ -89,6 +90,9 @@ def test_jobs_waiting_past_their_kinds_limit_are_sent_again_under_the_same_id(
         job = read(sessions, job_id)
         assert job.state is JobState.QUEUED
         assert "re-dispatched" in (job.last_error or "")
+        # and the job's status says so
+        assert job_view(job)["waiting_for_redelivery"] is True
+    assert job_view(read(sessions, fresh))["waiting_for_redelivery"] is False
     # And nothing else moved: no finished job ever goes back
     assert read(sessions, fresh).state is JobState.QUEUED
     assert read(sessions, running_in_time).state is JobState.RUNNING
