@@ -32,6 +32,9 @@ RECONCILE_BATCH_SIZE = 500
 # graceful restart or a dead worker's redelivery also starts an attempt again.
 EXTRA_DELIVERIES = 2
 WAITING_STATES = (JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
+# How far back a final failure's missed compensation is looked for (a database outage
+# longer than this needs an operator's retry).
+COMPENSATION_LOOKBACK = timedelta(days=7)
 # How the last_error of a job the reconciler sent again begins.
 REDISPATCHED = "re-dispatched"
 
@@ -140,10 +143,13 @@ def poisoned_jobs(sessions: SessionFactory, limits: ReconcileLimits) -> list[Job
         )
 
 
-def uncompensated_jobs(sessions: SessionFactory) -> list[Job]:
+def uncompensated_jobs(sessions: SessionFactory, now: datetime) -> list[Job]:
     """FAILED or DEAD jobs whose subject still waits on them: a file PENDING, a proof
-    without a verdict (their compensation did not happen)."""
-    final = Job.state.in_((JobState.FAILED, JobState.DEAD))
+    without a verdict (their compensation did not happen). Only recent ones: the pass
+    runs every few seconds, and older failures were looked at by every earlier pass."""
+    final = Job.state.in_((JobState.FAILED, JobState.DEAD)) & (
+        Job.updated_at > now - COMPENSATION_LOOKBACK
+    )
     scans = (
         select(Job)
         .join(Asset, Asset.id == Job.subject_id)
@@ -200,7 +206,7 @@ def reconcile(
 
     # A compensation that failed itself (the database down at that moment) runs again:
     # each one is idempotent and decided under the proof's lock.
-    for job in uncompensated_jobs(sessions):
+    for job in uncompensated_jobs(sessions, clock()):
         log.warning("compensating a final failure again", extra={"job_id": job.id})
         on_final_failure(job)
         done.compensated.append(job.id)
