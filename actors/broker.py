@@ -24,7 +24,7 @@ from service.db import SessionFactory, create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
 from service.domain.final_failures import CompensationServices, compensate_final_failure
 from service.domain.queues import job_kind
-from service.domain.verification import ReleasePolicy, VerdictRules
+from service.domain.verdicts import ReleasePolicy, VerdictRules
 from service.inspection import build_inspector
 from service.models import Job
 from service.observability.logs import configure_logging

@@ -15,7 +15,7 @@ from service.domain.clock import new_id, utcnow
 from service.domain.final_failures import CompensationServices, compensate_final_failure
 from service.domain.queues import QUEUE_NAMES, job_kind
 from service.domain.reconciler import Reconciled, ReconcileLimits, reconcile
-from service.domain.verification import ReleasePolicy, VerdictRules
+from service.domain.verdicts import ReleasePolicy, VerdictRules
 from service.models import Job
 from service.observability.sentry import report_final_failure
 from service.settings import Settings

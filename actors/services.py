@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from service.blobs import BlobStore
 from service.db import SessionFactory
 from service.domain.clock import Clock, IdFactory
-from service.domain.verification import AssetInspector, VerdictRules
+from service.domain.inspector import AssetInspector
+from service.domain.verdicts import VerdictRules
 from service.observability.worker_metrics import WorkerMetrics
 from service.scanning.verdict import VirusScanner
 from service.settings import Settings

@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.blobs import BlobStore
-from service.domain.verification import AssetContent, AssetInspector, InspectedAsset
+from service.domain.inspector import AssetContent, AssetInspector, InspectedAsset
 from service.models import Asset, AssetType, ImageHashBand
 from service.verification.budget import BudgetedInspector
 from service.verification.files import FileCheck, apply_reuse

@@ -10,7 +10,8 @@ from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory, as_utc
 from service.domain.queues import JobKind, OnFinalFailure
 from service.domain.rifts import transition
-from service.domain.verification import FinalVerdict, VerdictRules, record_scan, scan_note
+from service.domain.verdicts import FinalVerdict, VerdictRules
+from service.domain.verification import record_scan, scan_note
 from service.models import ActorRole, Proof, Rift, RiftStatus, ScanStatus
 
 # Proof.verdict_reasons entry and rift event reason of a proof no check could finish.

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory, as_utc
+from service.domain.inspector import AssetContent, AssetInspector, InspectedAsset
 from service.domain.jobs import PermanentJobError
 from service.domain.rifts import system_note, transition
+from service.domain.verdicts import FinalVerdict, VerdictRules
 from service.models import (
     ActorRole,
     Asset,
-    AssetType,
     ImageHashBand,
-    ItemType,
     Proof,
     Rift,
     RiftEvent,
@@ -34,107 +33,6 @@ from service.verification.issues import (
 )
 from service.verification.thresholds import VerificationThresholds
 from service.verification.verdict import AssetVerdictInput, RiftRisk, decide
-
-
-@dataclass(frozen=True)
-class InspectedAsset:
-    """What checking one asset found, ready to be stored with it."""
-
-    check: AssetCheck
-    sniffed_mime: str | None = None
-    phash: int | None = None
-    phash_bands: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class AssetContent:
-    """What inspecting one asset needs from its row, copied out so no session stays open."""
-
-    id: str
-    rift_id: str
-    type: AssetType
-    storage_key: str | None
-    declared_mime: str | None
-    size_bytes: int | None
-    value_text: str | None
-    value_encrypted: bytes | None
-    uploaded_at: datetime
-
-    @classmethod
-    def of(cls, asset: Asset, uploaded_at: datetime) -> AssetContent:
-        """Copy what the inspection reads from a loaded asset row."""
-        return cls(
-            id=asset.id,
-            rift_id=asset.rift_id,
-            type=asset.type,
-            storage_key=asset.storage_key,
-            declared_mime=asset.declared_mime,
-            size_bytes=asset.size_bytes,
-            value_text=asset.value_text,
-            value_encrypted=asset.value_encrypted,
-            uploaded_at=uploaded_at,
-        )
-
-
-class AssetInspector(Protocol):
-    """The rules bound to storage: content first (no session), then the reuse lookups."""
-
-    def examine(self, asset: AssetContent) -> InspectedAsset:
-        """Check one asset's content; runs with no database session open."""
-        ...
-
-    def cross_check(self, session: Session, asset: Asset, found: InspectedAsset) -> InspectedAsset:
-        """Add what indexed lookups on other rifts find (the same file, key or picture)."""
-        ...
-
-
-@dataclass(frozen=True)
-class ReleasePolicy:
-    auto_release_after: timedelta = timedelta(hours=72)
-    auto_release_after_digital: timedelta = timedelta(hours=48)
-
-    @classmethod
-    def from_hours(cls, hours: int, digital_hours: int) -> ReleasePolicy:
-        return cls(timedelta(hours=hours), timedelta(hours=digital_hours))
-
-    def release_delay(self, item_type: ItemType) -> timedelta:
-        if item_type is ItemType.DIGITAL_GOODS:
-            return self.auto_release_after_digital
-        return self.auto_release_after
-
-
-@dataclass(frozen=True)
-class FinalVerdict:
-    """A verdict decided by this call (None is returned when one was not, or not yet)."""
-
-    proof_id: str
-    rift_id: str
-    passed: bool
-    route_to_review: bool
-    auto_approved: bool
-    submitted_at: datetime
-    decided_at: datetime
-
-    @property
-    def outcome(self) -> str:
-        if self.route_to_review:
-            return "review"
-        return "auto_approved" if self.auto_approved else "passed"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "proof_id": self.proof_id,
-            "passed": self.passed,
-            "route_to_review": self.route_to_review,
-            "auto_approved": self.auto_approved,
-            "outcome": self.outcome,
-        }
-
-
-@dataclass(frozen=True)
-class VerdictRules:
-    thresholds: VerificationThresholds
-    release: ReleasePolicy
 
 
 def check_proof(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from service.domain.queues import ALL_JOB_KINDS
-from service.domain.verification import FinalVerdict
+from service.domain.verdicts import FinalVerdict
 
 TIME_TO_VERDICT_BUCKETS_S = (
     0.025,

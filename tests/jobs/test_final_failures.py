@@ -11,7 +11,7 @@ from service.domain.final_failures import (
     compensate_final_failure,
 )
 from service.domain.queues import VERIFY_PROOF
-from service.domain.verification import ReleasePolicy, VerdictRules
+from service.domain.verdicts import ReleasePolicy, VerdictRules
 from service.models import ActorRole, Proof, Rift, RiftEvent, RiftStatus
 from tests.support.flows import funded_rift, submit
 

@@ -18,7 +18,7 @@ from service.domain.final_failures import CompensationServices, compensate_final
 from service.domain.jobs import retry_job
 from service.domain.queues import SCAN_ASSET, VERIFY_PROOF, job_kind
 from service.domain.reconciler import ReconcileLimits, reconcile
-from service.domain.verification import ReleasePolicy, VerdictRules
+from service.domain.verdicts import ReleasePolicy, VerdictRules
 from service.models import Asset, Job, JobState, ScanStatus
 from tests.support.flows import DELIVERY_NOTE, funded_rift, submit
 

@@ -9,13 +9,9 @@ from sqlalchemy.orm import Session
 
 from service.blobs import LocalBlobStore
 from service.domain.clock import new_id, utcnow
-from service.domain.verification import (
-    AssetContent,
-    InspectedAsset,
-    ReleasePolicy,
-    VerdictRules,
-    check_proof,
-)
+from service.domain.inspector import AssetContent, InspectedAsset
+from service.domain.verdicts import ReleasePolicy, VerdictRules
+from service.domain.verification import check_proof
 from service.inspection import RuleInspector
 from service.models import Asset
 from service.settings import Settings

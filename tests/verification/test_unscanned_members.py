@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from service.blobs import LocalBlobStore
 from service.domain.clock import new_id, utcnow
-from service.domain.verification import ReleasePolicy, VerdictRules, check_proof, record_scan
+from service.domain.verdicts import ReleasePolicy, VerdictRules
+from service.domain.verification import check_proof, record_scan
 from service.inspection import RuleInspector
 from service.models import Asset, ScanStatus
 from service.settings import Settings

@@ -1,0 +1,64 @@
+"""What check_proof asks of the file rules: the inspector interface and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from service.models import Asset, AssetType
+from service.verification.issues import AssetCheck
+
+
+@dataclass(frozen=True)
+class InspectedAsset:
+    """What checking one asset found, ready to be stored with it."""
+
+    check: AssetCheck
+    sniffed_mime: str | None = None
+    phash: int | None = None
+    phash_bands: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class AssetContent:
+    """What inspecting one asset needs from its row, copied out so no session stays open."""
+
+    id: str
+    rift_id: str
+    type: AssetType
+    storage_key: str | None
+    declared_mime: str | None
+    size_bytes: int | None
+    value_text: str | None
+    value_encrypted: bytes | None
+    uploaded_at: datetime
+
+    @classmethod
+    def of(cls, asset: Asset, uploaded_at: datetime) -> AssetContent:
+        """Copy what the inspection reads from a loaded asset row."""
+        return cls(
+            id=asset.id,
+            rift_id=asset.rift_id,
+            type=asset.type,
+            storage_key=asset.storage_key,
+            declared_mime=asset.declared_mime,
+            size_bytes=asset.size_bytes,
+            value_text=asset.value_text,
+            value_encrypted=asset.value_encrypted,
+            uploaded_at=uploaded_at,
+        )
+
+
+class AssetInspector(Protocol):
+    """The rules bound to storage: content first (no session), then the reuse lookups."""
+
+    def examine(self, asset: AssetContent) -> InspectedAsset:
+        """Check one asset's content; runs with no database session open."""
+        ...
+
+    def cross_check(self, session: Session, asset: Asset, found: InspectedAsset) -> InspectedAsset:
+        """Add what indexed lookups on other rifts find (the same file, key or picture)."""
+        ...
