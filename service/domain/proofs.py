@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from service.blobs import StoredBlob
+from service.domain.asset_rows import asset_rows
 from service.domain.clock import IdFactory
 from service.domain.errors import Forbidden, IdempotencyKeyReused, InvalidInput, NotFound
 from service.domain.jobs import new_job
@@ -27,7 +28,6 @@ from service.models import (
     Proof,
     Rift,
     RiftStatus,
-    ScanStatus,
 )
 
 MAX_FIELD_CHARS = {"license_key": 1_000, "tracking_number": 200, "url": 2_048, "text": 20_000}
@@ -199,32 +199,9 @@ def submit_proof(
     rift.auto_release_at = None
 
     proof_id = ids()
-    assets = _asset_rows(proof_id, rift.id, submission, sealer, now, ids)
-    verification = new_job(
-        session,
-        VERIFY_PROOF,
-        subject_id=proof_id,
-        rift_id=rift.id,
-        proof_id=proof_id,
-        requested_by=seller.id,
-        now=now,
-        ids=ids,
-    )
-    jobs = [verification]
-    for asset in assets:
-        if asset["type"] is AssetType.FILE:
-            jobs.append(
-                new_job(
-                    session,
-                    SCAN_ASSET,
-                    subject_id=asset["id"],
-                    rift_id=rift.id,
-                    proof_id=proof_id,
-                    requested_by=seller.id,
-                    now=now,
-                    ids=ids,
-                )
-            )
+    assets = asset_rows(proof_id, rift.id, submission, sealer, now, ids)
+    jobs = _proof_jobs(session, rift.id, proof_id, assets, seller.id, now, ids)
+    verification = jobs[0]
     session.flush()  # the rift, its event and the jobs, through the ORM
     # The proof and its assets are only ever inserted here: plain INSERTs on the session's
     # connection skip the unit of work's per-object bookkeeping.
@@ -253,71 +230,29 @@ def submit_proof(
     )
 
 
-# Every asset row names the same columns (one multi-row INSERT needs that); those a row's
-# type does not use are NULL. Columns left out (deductions) get their model defaults.
-ASSET_VALUE_COLUMNS = (
-    "storage_key",
-    "original_name",
-    "size_bytes",
-    "sha256",
-    "declared_mime",
-    "sniffed_mime",
-    "value_text",
-    "value_encrypted",
-    "key_fingerprint",
-)
-
-
-def _asset_rows(
-    proof_id: str,
+def _proof_jobs(
+    session: Session,
     rift_id: str,
-    submission: ProofSubmission,
-    sealer: KeySealer,
+    proof_id: str,
+    assets: Sequence[dict[str, Any]],
+    seller_id: str,
     now: datetime,
     ids: IdFactory,
-) -> list[dict[str, Any]]:
-    assets: list[dict[str, Any]] = []
-
-    def add(asset_type: AssetType, **values: object) -> None:
-        unknown = values.keys() - set(ASSET_VALUE_COLUMNS)
-        assert not unknown, f"add {sorted(unknown)} to ASSET_VALUE_COLUMNS"
-        scan = ScanStatus.PENDING if asset_type is AssetType.FILE else ScanStatus.NOT_APPLICABLE
-        assets.append(
-            {
-                "id": ids(),
-                "proof_id": proof_id,
-                "rift_id": rift_id,
-                "position": len(assets),
-                "type": asset_type,
-                "scan_status": scan,
-                "issues": [],
-                "created_at": now,
-                **dict.fromkeys(ASSET_VALUE_COLUMNS),
-                **values,
-            }
+) -> list[Job]:
+    """The proof's verification job first, then one scan job per file asset."""
+    subjects = [(VERIFY_PROOF, proof_id)] + [
+        (SCAN_ASSET, asset["id"]) for asset in assets if asset["type"] is AssetType.FILE
+    ]
+    return [
+        new_job(
+            session,
+            kind,
+            subject_id=subject_id,
+            rift_id=rift_id,
+            proof_id=proof_id,
+            requested_by=seller_id,
+            now=now,
+            ids=ids,
         )
-
-    for upload in submission.files:
-        add(
-            AssetType.FILE,
-            storage_key=upload.blob.key,
-            original_name=upload.original_name,
-            size_bytes=upload.blob.size_bytes,
-            sha256=upload.blob.sha256,
-            declared_mime=upload.declared_mime,
-            sniffed_mime=upload.sniffed_mime,
-        )
-    if submission.license_key is not None:
-        # Only the ciphertext and a keyed fingerprint are stored, never the key itself.
-        add(
-            AssetType.LICENSE_KEY,
-            value_encrypted=sealer.encrypt(submission.license_key),
-            key_fingerprint=sealer.fingerprint(submission.license_key),
-        )
-    if submission.tracking_number is not None:
-        add(AssetType.TRACKING, value_text=submission.tracking_number)
-    if submission.url is not None:
-        add(AssetType.URL, value_text=submission.url)
-    if submission.text is not None:
-        add(AssetType.TEXT, value_text=submission.text)
-    return assets
+        for kind, subject_id in subjects
+    ]
