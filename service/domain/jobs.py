@@ -18,8 +18,8 @@ from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory, as_utc
 from service.domain.correlation import current_request_id
 from service.domain.errors import JobNotRetryable, NotFound
-from service.domain.queues import JobKind, job_kind
-from service.models import Job, JobState
+from service.domain.queues import JobKind, OnFinalFailure, job_kind
+from service.models import Asset, Job, JobState, ScanStatus
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,11 @@ def retry_job(session: Session, job_id: str, now: datetime) -> Job:
     is harmless: its verdict is decided once.
     """
     job = get_job(session, job_id)
-    limit = job_kind(job.actor_name).time_limit
+    kind = job_kind(job.actor_name)
+    limit = kind.time_limit
     overdue = job.state in WAITING_STATES and as_utc(job.updated_at) < now - limit
-    if job.state not in (JobState.FAILED, JobState.DEAD) and not overdue:
+    finished_badly = job.state in (JobState.FAILED, JobState.DEAD)
+    if not finished_badly and not overdue:
         raise JobNotRetryable(
             f"job {job_id} is {job.state.value}; only FAILED or DEAD jobs can be retried, or"
             " QUEUED, RETRYING and RUNNING ones without progress for longer than their"
@@ -180,4 +182,25 @@ def retry_job(session: Session, job_id: str, now: datetime) -> Job:
     job.dispatched_at = None
     job.finished_at = None
     job.updated_at = now
+    if finished_badly:
+        _reopen_compensated_subject(session, kind, job.subject_id)
     return job
+
+
+def _reopen_compensated_subject(session: Session, kind: JobKind, subject_id: str) -> None:
+    """Undo the mark a final failure left where the new attempt can replace it.
+
+    A file marked unscannable goes back to PENDING, or the scan actor would skip it as
+    scanned: the retry then scans it and records what clamd says (a verdict decided
+    meanwhile stays, since verdicts are decided once; the file gets its real status, and
+    only a CLEAN file is ever served). A proof sent to review stays with its reviewer.
+    """
+    if kind.on_final_failure is not OnFinalFailure.MARK_FILE_UNSCANNABLE:
+        return
+    asset = session.get(Asset, subject_id)
+    if asset is None or asset.deleted_at is not None or asset.quarantined_at is not None:
+        return
+    if asset.scan_status is ScanStatus.ERROR:
+        asset.scan_status = ScanStatus.PENDING
+        asset.scan_signature = None
+        asset.scanned_at = None

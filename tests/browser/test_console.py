@@ -91,6 +91,10 @@ def test_an_operator_retries_dead_jobs_and_sees_them_succeed(
     # Then it runs again and succeeds, and the retry is on record
     expect(page.locator("#job-state")).to_have_text("SUCCEEDED")
     expect(page.locator("#job-status-message")).to_have_text(f"Job {first[:8]} succeeded.")
+    # by scanning the file for real this time (not skipping it as already marked unscannable)
+    rescan = call(web_url, web_settings, OPERATOR, "GET", f"/api/jobs/{first}", role=Role.ADMIN)
+    assert rescan["result"]["scan_status"] == "CLEAN", rescan
+    assert not rescan["result"].get("skipped"), rescan
     page.reload()
     expect(page.locator("#actions-heading + .table-wrap")).to_contain_text(OPERATOR)
     expect(page.locator("#actions-heading + .table-wrap")).to_contain_text("retry job")
