@@ -173,16 +173,20 @@ def settings(
     clamd: RunningClamd,
     blob_store: str,
     broker: str,
+    engine: sa.Engine,
     request: pytest.FixtureRequest,
-) -> Settings:
+) -> Iterator[Settings]:
     broker_url = request.getfixturevalue("rabbitmq_url") if broker == "rabbitmq" else None
     settings = test_settings(
         database_url, redis_url, tmp_path / "data", clamd.port, broker_url=broker_url
     )
     if blob_store == "s3":
         s3: RunningS3 = request.getfixturevalue("s3_server")
-        return s3.settings_for(settings)
-    return settings
+        settings = s3.settings_for(settings)
+    yield settings
+    # Rows written by a test's own processes (gunicorn, workers), not only through the
+    # `sessions` fixture, must not reach the next test on this session's database.
+    empty_tables(engine)
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
