@@ -265,7 +265,8 @@ class Settings:
             "per million broker calls, how many also run that redelivery",
         ),
     )
-    max_retries: int = field(default=5, metadata=env_var("JOB_MAX_RETRIES", "retry policy"))
+    # 8 retries from 1 s back off for 4-8 min in all: a clamd or database restart fits in it.
+    max_retries: int = field(default=8, metadata=env_var("JOB_MAX_RETRIES", "retry policy"))
     min_backoff_ms: int = field(
         default=1_000, metadata=env_var("JOB_MIN_BACKOFF_MS", "first retry's back-off")
     )
