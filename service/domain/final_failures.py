@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from service.db import SessionFactory, transaction
 from service.domain.clock import Clock, IdFactory, as_utc
 from service.domain.queues import JobKind, OnFinalFailure
 from service.domain.rifts import transition
 from service.domain.verdicts import FinalVerdict, VerdictRules
-from service.domain.verification import record_scan, scan_note
+from service.domain.verification import is_latest_proof, record_scan, scan_note
 from service.models import ActorRole, Proof, Rift, RiftStatus, ScanStatus
 
 # Proof.verdict_reasons entry and rift event reason of a proof no check could finish.
@@ -68,13 +66,7 @@ def give_up_verification(
         proof.route_to_review = True
         proof.auto_approved = False
         proof.verdict_reasons = [{"code": VERIFICATION_FAILED, "message": reason}]
-        newest = session.scalar(
-            select(Proof.id)
-            .where(Proof.rift_id == rift.id)
-            .order_by(Proof.submitted_at.desc())
-            .limit(1)
-        )
-        if rift.status is RiftStatus.PROOF_SUBMITTED and newest == proof.id:
+        if rift.status is RiftStatus.PROOF_SUBMITTED and is_latest_proof(session, proof):
             transition(
                 session,
                 rift,

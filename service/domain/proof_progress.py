@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.domain.rifts import load_rift
+from service.domain.proofs import latest_verification
 from service.domain.users import User
 from service.models import ActorRole, Job, Proof, Rift, RiftEvent, RiftStatus
 
@@ -51,15 +51,8 @@ class ProofProgress:
 
 def load_proof_progress(session: Session, rift_id: str, user: User) -> ProofProgress:
     """Read the rift, its latest proof, that proof's job and the event log; else NotFound."""
-    rift = load_rift(session, rift_id, user)
-    proof = session.scalars(
-        select(Proof).where(Proof.rift_id == rift_id).order_by(Proof.submitted_at.desc()).limit(1)
-    ).one_or_none()
-    if proof is not None and proof.verdict_at is not None:
-        # The verdict and the rift's move commit together; the rift read above may predate
-        # both, so read it again to show them side by side.
-        session.refresh(rift)
-    job = session.get(Job, proof.verification_job_id) if proof else None
+    snapshot = latest_verification(session, rift_id, user)
+    rift, proof, job = snapshot.rift, snapshot.proof, snapshot.job
     events = list(
         session.scalars(
             select(RiftEvent).where(RiftEvent.rift_id == rift_id).order_by(RiftEvent.id)

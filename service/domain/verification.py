@@ -215,7 +215,7 @@ def finalize_if_complete(
 
     # Only the newest proof of a rift still in PROOF_SUBMITTED moves the rift: a verdict
     # on superseded proof, or on a rift cancelled meanwhile, is recorded and nothing more.
-    if rift.status is RiftStatus.PROOF_SUBMITTED and _is_latest_proof(session, proof):
+    if rift.status is RiftStatus.PROOF_SUBMITTED and is_latest_proof(session, proof):
         if verdict.route_to_review:
             transition(
                 session,
@@ -270,7 +270,8 @@ def stored_check(asset: Asset, thresholds: VerificationThresholds) -> AssetCheck
     )
 
 
-def _is_latest_proof(session: Session, proof: Proof) -> bool:
+def is_latest_proof(session: Session, proof: Proof) -> bool:
+    """Whether no later proof was submitted to the rift (only the newest moves it)."""
     newer = (
         select(Proof.id)
         .where(Proof.rift_id == proof.rift_id, Proof.submitted_at > proof.submitted_at)
