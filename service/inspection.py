@@ -123,6 +123,8 @@ class RuleInspector:
             return replace(found, check=key_check)
         if asset.type is not AssetType.FILE:
             return found
+        if asset.quarantined_at is not None and _file_missing(found.check):
+            return self._quarantined_unchecked()
         near = found.phash is not None and near_duplicate_elsewhere(
             session, asset, found.phash, self.thresholds
         )
@@ -135,20 +137,37 @@ class RuleInspector:
         return replace(found, check=file_check.check)
 
     def _examine_file(self, asset: AssetContent) -> InspectedAsset:
-        with self.blobs.local_path(asset.storage_key or "") as path:
-            found = self.files.check_file(
-                path,
-                declared_mime=asset.declared_mime,
-                size_bytes=asset.size_bytes or 0,
-                uploaded_at=asset.uploaded_at,
-                thresholds=self.thresholds,
-            )
+        found = self._check_stored_file(asset)
+        if _file_missing(found.check):
+            # A scan may have moved the file to quarantine between finding and reading it;
+            # the store looks there too, so a second look reads it.
+            found = self._check_stored_file(asset)
         bands = (
             phash_bands(found.phash, self.thresholds.phash_bands) if found.phash is not None else ()
         )
         return InspectedAsset(
             check=found.check, sniffed_mime=found.sniffed_mime, phash=found.phash, phash_bands=bands
         )
+
+    def _check_stored_file(self, asset: AssetContent) -> FileCheck:
+        with self.blobs.local_path(asset.storage_key or "") as path:
+            return self.files.check_file(
+                path,
+                declared_mime=asset.declared_mime,
+                size_bytes=asset.size_bytes or 0,
+                uploaded_at=asset.uploaded_at,
+                thresholds=self.thresholds,
+            )
+
+    def _quarantined_unchecked(self) -> InspectedAsset:
+        # The scan won the race and moved the file to quarantine before the content checks
+        # read it: say so, rather than "could not be read" (which asks for a re-upload).
+        card = ScoreCard(pass_score=self.thresholds.pass_score)
+        card.fail_integrity(
+            "file.quarantined",
+            "Not checked: the virus scanner found this file infected and quarantined it first.",
+        )
+        return InspectedAsset(check=card.finish())
 
     def _fenced(self, rule: Callable[[], AssetCheck]) -> InspectedAsset:
         try:
@@ -161,6 +180,10 @@ class RuleInspector:
                 "asset.unreadable", f"The asset could not be checked ({describe(exc)})."
             )
             return InspectedAsset(check=card.finish())
+
+
+def _file_missing(check: AssetCheck) -> bool:
+    return any(issue.code == "file.missing" for issue in check.issues)
 
 
 def build_inspector(

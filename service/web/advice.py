@@ -4,6 +4,7 @@ from __future__ import annotations
 
 ADVICE_BY_CODE: dict[str, str] = {
     "file.missing": "The file was lost before it could be checked: upload it again.",
+    "file.quarantined": "Upload a clean copy of this file; the infected one is never delivered.",
     "file.reused": (
         "This exact file was already sent as proof on another deal: upload proof made for "
         "this deal."
