@@ -35,6 +35,8 @@ from service.models import Job
 from service.verification.sniffing import ALLOWED_MIMES, OCTET_STREAM, sniff_mime
 
 MAX_NAME_CHARS = 255
+# Unicode control (Cc) and format (Cf: bidirectional overrides, zero-width) characters.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf"})
 #: The assets table's declared_mime column.
 MAX_DECLARED_MIME_CHARS = 128
 TEXT_FIELDS = tuple(MAX_FIELD_CHARS)
@@ -61,11 +63,29 @@ class FormField:
 
 
 def display_name(filename: str | None) -> str:
-    """Reduce a client's file name to something safe to show: no path, no control chars."""
-    name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(
-        ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C"
-    )
+    """Reduce a client's file name to something safe to show: no path, no control chars.
+
+    A browser may send a whole path ("C:\\Users\\me\\invoice.pdf"): its last part is the
+    name. A name that climbs out of its folder or hides characters (controls, bidirectional
+    overrides that show "invoice<U+202E>fdp.exe" as "invoiceexe.pdf") is refused: no
+    honest upload carries them, and a reviewer must see the name the seller chose.
+    """
+    path = unicodedata.normalize("NFC", filename or "upload").replace("\\", "/")
+    if ".." in path.split("/"):
+        raise InvalidInput(
+            "a file name contains a '..' path segment; send the file under its own name",
+            field="files",
+        )
+    hidden = sorted({ch for ch in path if unicodedata.category(ch) in HIDDEN_CATEGORIES})
+    if hidden:
+        points = ", ".join(f"U+{ord(ch):04X}" for ch in hidden[:5])
+        raise InvalidInput(
+            f"a file name contains control or invisible formatting characters ({points}); "
+            "rename the file without them",
+            field="files",
+        )
+    name = path.rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     return name.strip()[:MAX_NAME_CHARS] or "upload"
 
 

@@ -6,9 +6,12 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from service.auth import MAX_SUBJECT_CHARS
+from service.domain.errors import InvalidInput
+from service.domain.intake import display_name
 from service.domain.users import Role
 from service.models import Asset, AssetType, Proof
 from tests.support.flows import DELIVERY_NOTE, SELLER, funded_rift, submit
@@ -152,3 +155,36 @@ def test_an_idempotency_key_longer_than_its_column_is_422_before_the_body_is_sto
     assert result.json["field"] == "Idempotency-Key"
     assert blob_files(settings) == []
     assert count(sessions, Proof) == 0
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        ("C:\\Users\\me\\invoice.pdf", "invoice.pdf"),  # a browser's whole path
+        ("photos/2026/shed.jpg", "shed.jpg"),
+        ("  délivery.txt ", "délivery.txt"),
+        (None, "upload"),
+    ],
+)
+def test_a_file_name_is_shown_as_its_last_part(sent: str | None, shown: str) -> None:
+    assert display_name(sent) == shown
+
+
+@pytest.mark.parametrize(
+    ("sent", "complaint"),
+    [
+        ("../../etc/passwd.txt", "'..' path segment"),
+        ("a\\..\\b.txt", "'..' path segment"),
+        ("invoice\u202efdp.exe", "U+202E"),  # shows as "invoiceexe.pdf"
+        ("no\x00te.txt", "U+0000"),
+        ("note\x1b[31m.txt", "U+001B"),
+        ("zero\u200bwidth.pdf", "U+200B"),
+    ],
+)
+def test_a_file_name_that_climbs_or_hides_characters_is_refused_saying_why(
+    sent: str, complaint: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        display_name(sent)
+    assert complaint in str(refused.value)
+    assert refused.value.field == "files"
