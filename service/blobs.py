@@ -107,6 +107,10 @@ class BlobStore(Protocol):
 
     def delete_quarantined(self, key: str) -> bool: ...
 
+    def ping(self) -> bool:
+        """Answer readiness checks: can the store take a file right now?"""
+        ...
+
 
 class LocalBlobStore:
     """Blobs as files under one directory; quarantine is a sibling nothing serves."""
@@ -176,6 +180,11 @@ class LocalBlobStore:
         except FileNotFoundError:
             return target.exists()
         return True
+
+    def ping(self) -> bool:
+        return all(
+            root.is_dir() and os.access(root, os.W_OK) for root in (self.root, self.quarantine_root)
+        )
 
     def _list(self, root: Path) -> Iterator[BlobInfo]:
         # Half-written uploads (TEMP_SUFFIX) are listed too: no row ever names one, so the

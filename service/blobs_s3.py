@@ -295,6 +295,14 @@ class S3BlobStore:
     def delete_quarantined(self, key: str) -> bool:
         return self._delete(self._object(key, self._quarantine))
 
+    def ping(self) -> bool:
+        # HEAD on the bucket: answered, reachable and ours to use (a 403 or 404 is "down" too).
+        try:
+            self.client.head_bucket(Bucket=self.location.bucket)
+        except (BotoCoreError, ClientError):
+            return False
+        return True
+
 
 class _MultipartUpload:
     """One object's multipart upload, begun only when a second part is needed."""

@@ -109,7 +109,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
         ),
     )
     app.add_route("/healthz", Liveness())
-    app.add_route("/readyz", Readiness(ctx.sessions, ctx.broker))
+    app.add_route("/readyz", Readiness(ctx.sessions, ctx.broker, ctx.blobs))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/api/rifts", RiftCollection(authenticate, work))

@@ -123,7 +123,9 @@ PATHS: dict[str, dict[str, Any]] = {
     "/healthz": {"get": _op("The process answers", "200", auth=False, response="Liveness")},
     "/readyz": {
         "get": {
-            **_op("Database and broker answer", "200", auth=False, response="Readiness"),
+            **_op(
+                "Database, broker and blob store answer", "200", auth=False, response="Readiness"
+            ),
             "responses": {
                 "200": {
                     "description": "ready",

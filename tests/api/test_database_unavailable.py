@@ -57,4 +57,4 @@ def test_reads_while_the_database_is_down_are_503_json(client_without_database, 
 def test_readiness_says_the_database_is_the_dependency_that_is_down(client_without_database):
     result = client_without_database.simulate_get("/readyz")
     assert result.status_code == 503
-    assert result.json["checks"] == {"database": "down", "broker": "ok"}
+    assert result.json["checks"] == {"database": "down", "broker": "ok", "blob_store": "ok"}

@@ -214,7 +214,11 @@ def test_readiness_reports_a_broker_outage(api_context, redis_conn):
     ok = falcon.testing.TestClient(
         create_app(api_context, metrics=ApiMetrics(), queue_stats=RedisQueueStats(redis_conn, []))
     )
-    assert ok.simulate_get("/readyz").json["checks"] == {"database": "ok", "broker": "ok"}
+    assert ok.simulate_get("/readyz").json["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "blob_store": "ok",
+    }
     import redis
 
     from actors.dispatch import RedisProbe

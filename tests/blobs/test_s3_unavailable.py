@@ -68,3 +68,18 @@ def test_a_submission_while_the_object_store_is_down_is_503_and_leaves_no_row(
     # And once the store answers again, the same submission is accepted.
     again = submit(up, auth, rift["id"], files=[("note.txt", DELIVERY_NOTE.encode(), "text/plain")])
     assert again.status_code == 202, again.text
+
+
+@pytest.mark.parametrize("blob_store", ["s3"], indirect=True)
+def test_readiness_says_the_object_store_is_the_dependency_that_is_down(
+    settings: Settings, sessions
+):
+    up = api_test_client(real_api_context(settings, sessions))
+    assert up.simulate_get("/readyz").json["checks"]["blob_store"] == "ok"
+    down_settings = replace(settings, s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    down = api_test_client(real_api_context(down_settings, sessions))
+
+    result = down.simulate_get("/readyz")
+
+    assert result.status_code == 503
+    assert result.json["checks"] == {"database": "ok", "broker": "ok", "blob_store": "down"}

@@ -1,4 +1,4 @@
-"""Liveness (the process answers) and readiness (database and broker answer)."""
+"""Liveness (the process answers) and readiness (database, broker and blob store answer)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.context import BrokerProbe
+from service.blobs import BlobStore
 from service.db import SessionFactory
 
 
@@ -16,12 +17,17 @@ class Liveness:
 
 
 class Readiness:
-    def __init__(self, sessions: SessionFactory, broker: BrokerProbe) -> None:
+    def __init__(self, sessions: SessionFactory, broker: BrokerProbe, blobs: BlobStore) -> None:
         self.sessions = sessions
         self.broker = broker
+        self.blobs = blobs
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        checks = {"database": self._database(), "broker": self.broker.ping()}
+        checks = {
+            "database": self._database(),
+            "broker": self.broker.ping(),
+            "blob_store": self.blobs.ping(),
+        }
         ready = all(checks.values())
         resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
         resp.media = {
