@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from prometheus_client import Counter
 
 from actors.redelivery import redeliver_dead_workers_messages
 from actors.transport import Transport
@@ -42,8 +43,18 @@ def reconcile_limits(settings: Settings) -> ReconcileLimits:
 class Reconciler:
     """One reconcile pass per call, with the compensation a job's kind declares."""
 
-    def __init__(self, settings: Settings, sessions: SessionFactory, transport: Transport) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionFactory,
+        transport: Transport,
+        *,
+        final_failures: Counter | None = None,
+    ) -> None:
         broker = transport.broker
+        # The workers count the final failures they see; jobs only the reconciler ends
+        # (poison jobs whose worker dies each time) are counted here, under the same name.
+        self.final_failures = final_failures
         self.sessions = sessions
         self.dispatcher = transport.dispatcher
         # Over AMQP, RabbitMQ counts a queue's ready messages but not those its consumers
@@ -86,6 +97,8 @@ class Reconciler:
         return sum(int(n) for n in pipe.execute())
 
     def _finally_failed(self, job: Job) -> None:
+        if self.final_failures is not None:
+            self.final_failures.labels(job.actor_name, job.queue_name).inc()
         compensate_final_failure(
             job_kind(job.actor_name), self.compensation, job.subject_id, job.last_error
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from actors.checkins import CheckedIn
 from actors.collector import RiftCollector
@@ -27,6 +27,7 @@ from service.blobs import blob_store_from_settings
 from service.db import create_db_engine, create_session_factory
 from service.domain.clock import utcnow
 from service.domain.jobs import relay_outbox
+from service.domain.queues import ALL_JOB_KINDS
 from service.domain.reconciler import count_overdue_jobs
 from service.domain.retention import RetentionPolicy, count_stuck_jobs, sweep
 from service.observability.logs import configure_logging
@@ -90,6 +91,19 @@ def led_by(leadership: Leadership, tasks: Sequence[PeriodicTask]) -> list[Period
     ]
 
 
+def final_failures_counter(registry: CollectorRegistry) -> Counter:
+    """`rift_job_final_failures_total` for the jobs the reconciler ends, zeroed per kind."""
+    counter = Counter(
+        "rift_job_final_failures",
+        "Jobs that failed for good (FAILED or DEAD).",
+        ["actor", "queue"],
+        registry=registry,
+    )
+    for kind in ALL_JOB_KINDS:
+        counter.labels(kind.actor_name, kind.queue_name)
+    return counter
+
+
 def main(settings: Settings | None = None, *, collector_port: int | None = None) -> None:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format)
@@ -133,7 +147,9 @@ def main(settings: Settings | None = None, *, collector_port: int | None = None)
         PeriodicTask(
             "reconciler",
             settings.reconcile_interval_s,
-            Reconciler(settings, sessions, transport),
+            Reconciler(
+                settings, sessions, transport, final_failures=final_failures_counter(registry)
+            ),
         ),
     ]
     if sentry:

@@ -16,7 +16,7 @@ from service.domain.queues import SCAN_ASSET, VERIFY_PROOF
 from service.models import Job, JobState, Proof, Rift, RiftStatus
 from tests.chaos.poison import POISON_FILE_NAME
 from tests.chaos.system import MIN_SUBMISSIONS, TRACKING, ChaosSystem
-from tests.monitoring.stack import bearer_headers
+from tests.monitoring.stack import bearer_headers, metric_sum
 from tests.support.flows import submit
 from tests.support.processes import wait_for
 
@@ -183,6 +183,15 @@ def test_a_poison_message_that_kills_its_worker_every_time_ends_dead_with_its_pr
     allowed = reconcile_limits(system.settings).allowed_deliveries(VERIFY_PROOF)
     assert poison.attempts == allowed + 1
     assert "deliveries its kind allows" in (poison.last_error or "")
+    # and it counts as a final failure, for the failure-ratio alert and the dashboards
+    assert system.scheduler is not None
+    counted = metric_sum(
+        system.scheduler.scrape(),
+        "rift_job_final_failures_total",
+        actor=VERIFY_PROOF.actor_name,
+        queue=VERIFY_PROOF.queue_name,
+    )
+    assert counted == 1
     # And its proof went to review, once, as SYSTEM, with the reason
     with system.sessions() as session:
         rift = session.get_one(Rift, poison_rift)
