@@ -78,7 +78,7 @@ class Reconciler:
         )
 
     def __call__(self) -> Reconciled:
-        return reconcile(
+        done = reconcile(
             self.sessions,
             self.dispatcher,
             utcnow,
@@ -86,6 +86,12 @@ class Reconciler:
             self._finally_failed,
             backlog=None if self.redis is None else self.backlog,
         )
+        # Counted once, when the pass ends the job; a compensation run again later (the
+        # same callback) is not another failure.
+        if self.final_failures is not None:
+            for job in done.dead:
+                self.final_failures.labels(job.actor_name, job.queue_name).inc()
+        return done
 
     def backlog(self, queue: str) -> int:
         """Messages Dramatiq's Redis broker holds for queue: every message it has not
@@ -97,8 +103,6 @@ class Reconciler:
         return sum(int(n) for n in pipe.execute())
 
     def _finally_failed(self, job: Job) -> None:
-        if self.final_failures is not None:
-            self.final_failures.labels(job.actor_name, job.queue_name).inc()
         compensate_final_failure(
             job_kind(job.actor_name), self.compensation, job.subject_id, job.last_error
         )
