@@ -38,11 +38,21 @@ from tests.support.databases import (
 from tests.support.object_store import RunningS3, start_s3_server
 from tests.support.processes import ManagedProcess, wait_for, worker_argv
 from tests.support.settings import test_settings
+from tests.support.summary import reported
 
 REDIS_TEST_DBS = range(1, 16)
 REDIS_CLAIM_TTL_S = 3 * 3600
 BACKENDS = os.environ.get("RIFT_TEST_DATABASES", "sqlite,postgresql").split(",")
 WORKER_READY_TIMEOUT_S = 30.0
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures the fuzz and abuse suites reported (tests/support/summary.py)."""
+    lines = reported()
+    if lines:
+        terminalreporter.section("suite figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

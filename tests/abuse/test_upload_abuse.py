@@ -33,6 +33,7 @@ from service.models import Asset, Proof
 from service.settings import Settings
 from tests.scanning.samples import EICAR
 from tests.support.flows import BUYER, DELIVERY_NOTE, SELLER, funded_rift, multipart
+from tests.support.summary import report
 from tests.verification.proof_fixtures import (
     PE_HEADER,
     build_pdf,
@@ -409,11 +410,14 @@ def test_every_abusive_upload_is_refused_clearly_or_flagged(
         outcomes["flagged" if case.expect == "flagged" else "sanitized"] += 1
 
     elapsed = time.monotonic() - started
-    print(
-        f"\nupload abuse: {len(CASES)} cases, {outcomes['4xx']} refused (4xx), "
+    backend = settings.database_url.split(":", 1)[0].split("+", 1)[0]
+    line = (
+        f"upload abuse ({backend}): {len(CASES)} cases, {outcomes['4xx']} refused (4xx), "
         f"{outcomes['flagged']} flagged, {outcomes['sanitized']} sanitized, "
         f"{outcomes['5xx']} 5xx, {elapsed:.1f} s"
     )
+    print("\n" + line)
+    report(line)
     assert outcomes["5xx"] == 0
     assert not problems, "\n".join(problems)
 

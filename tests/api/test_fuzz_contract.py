@@ -33,6 +33,7 @@ from service.domain.users import Role
 from service.settings import Settings
 from tests.monitoring.stack import HttpClient, Stack
 from tests.support.flows import BUYER, OPERATOR, SELLER, STRANGER, funded_rift
+from tests.support.summary import report
 
 pytestmark = pytest.mark.slow
 
@@ -134,12 +135,14 @@ def test_every_operation_survives_fuzzing_in_every_role(
     finally:
         stack.stop_all()
     requests = sum(statuses.values())
-    print(
-        f"\nfuzz: {operations} operations x {len(ROLES)} roles x up to 3 variants, "
+    line = (
+        f"fuzz: {operations} operations x {len(ROLES)} roles x up to 3 variants, "
         f"{requests} requests, "
         f"{sum(n for s, n in statuses.items() if 400 <= s < 500)} 4xx, "
         f"{sum(n for s, n in statuses.items() if s >= 500)} 5xx; by status {dict(statuses)}"
     )
+    print("\n" + line)
+    report(line)
     assert operations >= 15
     assert not any(status >= 500 for status in statuses)
     assert failures == [], "\n\n".join(failures)
