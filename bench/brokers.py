@@ -27,7 +27,6 @@ from bench.job_overhead import _enqueue_project as enqueue_project_jobs
 from bench.stacks import NOOP
 from bench.time_to_verdict import _submit_and_wait as submit_and_wait
 from service.models import Job, JobState
-from service.settings import Settings
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
 PROJECT_STACK = "bench.stacks:project"
@@ -147,17 +146,7 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
             n: bench.env(database_url, data_dir, BROKER_URL=urls[n], CLAMD_ADDRESS=clamd_address)
             for n in names
         }
-        settings = {
-            n: Settings(
-                database_url=database_url,
-                redis_url=bench.redis_url,
-                broker_url=urls[n],
-                data_dir=data_dir,
-                jwt_secret="x",
-                license_key_secret="y",
-            )
-            for n in names
-        }
+        settings = {n: bench.settings(database_url, data_dir, broker_url=urls[n]) for n in names}
         engine = sa.create_engine(database_url)
         rifts = iter(
             funded_rifts(

@@ -18,10 +18,12 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import sqlalchemy as sa
 
+from service.settings import Settings
 from tests.support.processes import ManagedProcess, free_port, wait_for, worker_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +192,17 @@ class BenchRun:
         )
 
     # -- environment for the product's processes
+    def settings(self, database_url: str, data_dir: Path, **fields: Any) -> Settings:
+        """The settings a product process would read from `env` (the same database, Redis)."""
+        return Settings(
+            database_url=database_url,
+            redis_url=self.redis_url,
+            data_dir=data_dir,
+            jwt_secret=JWT_SECRET,
+            license_key_secret=LICENSE_KEY_SECRET,
+            **fields,
+        )
+
     def env(self, database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         """The environment a product process reads (see Settings.from_env)."""
         env = {

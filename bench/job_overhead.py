@@ -105,13 +105,7 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     enqueue: dict[str, list[float]] = {"raw": [], "project": []}
     with bench.postgres() as database_url:
         data_dir = bench.path("data-overhead")
-        settings = Settings(
-            database_url=database_url,
-            redis_url=bench.redis_url,
-            data_dir=data_dir,
-            jwt_secret="x",
-            license_key_secret="y",
-        )
+        settings = bench.settings(database_url, data_dir)
         env = bench.env(database_url, data_dir)
         names = list(STACKS)
         for round_no in range(cfg.rounds):

@@ -16,7 +16,6 @@ from bench.harness import BenchRun, Figure, Spread, ratios, wipe_redis_keys
 from bench.job_overhead import Config as DrainConfig
 from bench.job_overhead import _drain as drain_rate
 from bench.job_overhead import _enqueue_project as enqueue_project_jobs
-from service.settings import Settings
 
 PROJECT_STACK = "bench.stacks:project"
 
@@ -39,13 +38,7 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     rates: dict[int, list[float]] = {n: [] for n in counts}
     with bench.postgres() as database_url:
         data_dir = bench.path("data-scaling")
-        settings = Settings(
-            database_url=database_url,
-            redis_url=bench.redis_url,
-            data_dir=data_dir,
-            jwt_secret="x",
-            license_key_secret="y",
-        )
+        settings = bench.settings(database_url, data_dir)
         env = bench.env(database_url, data_dir)
         for round_no in range(cfg.rounds):
             order = counts[round_no % len(counts) :] + counts[: round_no % len(counts)]

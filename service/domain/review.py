@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.domain.clock import IdFactory
 from service.domain.errors import InvalidInput, VersionConflict
 from service.domain.operator_actions import record_action
-from service.domain.rifts import load_rift, transition
+from service.domain.rifts import lock_rift_at_version, transition
 from service.domain.users import User
 from service.models import ActorRole, Job, Proof, Rift, RiftEvent, RiftStatus
 
@@ -73,12 +73,13 @@ def decide_review(
     ids: IdFactory,
 ) -> tuple[Rift, list[Job]]:
     """Release, refund, or ask the seller for new proof; logged on the rift and as an action."""
-    rift = load_rift(session, rift_id, operator, for_update=True)
-    if expected_version is not None and expected_version != rift.version:
-        raise VersionConflict(
-            f"rift {rift_id} changed since you loaded it (version {rift.version}, not "
-            f"{expected_version}); reload the review queue and decide again"
-        )
+    rift = lock_rift_at_version(
+        session,
+        rift_id,
+        operator,
+        expected_version,
+        then="it changed since you loaded it: reload the review queue and decide again",
+    )
     if rift.status is not RiftStatus.UNDER_REVIEW:
         raise VersionConflict(
             f"rift {rift_id} is {rift.status.value}, no longer under review; reload the queue"

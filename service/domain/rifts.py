@@ -248,6 +248,18 @@ def transition(
     return jobs
 
 
+def lock_rift_at_version(
+    session: Session, rift_id: str, user: User, expected_version: int | None, *, then: str
+) -> Rift:
+    """Load the rift for update; a version other than the caller's is a VersionConflict."""
+    rift = load_rift(session, rift_id, user, for_update=True)
+    if expected_version is not None and expected_version != rift.version:
+        raise VersionConflict(
+            f"rift {rift_id} is at version {rift.version}, not {expected_version}; {then}"
+        )
+    return rift
+
+
 def request_transition(
     session: Session,
     rift_id: str,
@@ -260,12 +272,9 @@ def request_transition(
     ids: IdFactory,
 ) -> tuple[Rift, list[Job]]:
     """Apply a transition a user asked for over the API."""
-    rift = load_rift(session, rift_id, user, for_update=True)
-    if expected_version is not None and expected_version != rift.version:
-        raise VersionConflict(
-            f"rift {rift_id} is at version {rift.version}, not {expected_version}; "
-            "reload it and try again"
-        )
+    rift = lock_rift_at_version(
+        session, rift_id, user, expected_version, then="reload it and try again"
+    )
     if target in transitions.PROOF_ONLY_TARGETS:
         raise Forbidden(
             f"{target.value} is reached by submitting proof to /api/rifts/{rift_id}/proofs"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from typing import Self
 
 FAIL_EVERY_CONNECTION = 1_000_000
 
@@ -15,9 +16,9 @@ class FlakyClamd:
     To the client a closed connection is clamd restarting: ScannerUnavailable, a retry.
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, port: int = 0) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port: int = self.listener.getsockname()[1]
         self.hung_up = 0
         self._failures = 0
@@ -28,7 +29,7 @@ class FlakyClamd:
         with self._lock:
             self._failures = connections
 
-    def __enter__(self) -> FlakyClamd:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -53,6 +54,9 @@ class FlakyClamd:
         if fail:
             client.close()
             return
+        self._forward(client)
+
+    def _forward(self, client: socket.socket) -> None:
         with client, socket.create_connection(self.upstream, timeout=10) as upstream:
             sending = threading.Thread(target=_pump, args=(client, upstream), daemon=True)
             sending.start()
