@@ -182,7 +182,13 @@ class BenchRun:
         return url
 
     def migrate(self, database_url: str) -> None:
-        env = {**os.environ, "DATABASE_URL": database_url}
+        # The product's own secrets check applies to migrate too: give it the run's.
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "JWT_SECRET": JWT_SECRET,
+            "LICENSE_KEY_SECRET": LICENSE_KEY_SECRET,
+        }
         subprocess.run(
             [sys.executable, "-m", "service.cli", "migrate"],
             cwd=REPO_ROOT,
