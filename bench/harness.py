@@ -34,6 +34,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_BASE_URL = os.environ.get("RIFT_BENCH_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("RIFT_BENCH_REDIS_DB", "13"))
+# The claim a test session takes on its Redis DB (tests/conftest.py): the run takes the same
+# one, so a bench beside a test run (or another bench) never flushes a DB in use.
+REDIS_CLAIM_KEY = "rift:test-db-claim:{db}"
+REDIS_CLAIM_TTL_S = 3600
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
 LICENSE_KEY_SECRET = "bench-license-key-secret-0123456789abcdef"
 WORKER_READY_LINE = b"is ready for action"
@@ -136,6 +140,14 @@ class BenchRun:
     # -- lifecycle
     def __enter__(self) -> BenchRun:
         self.redis.ping()
+        claims = redis.Redis.from_url(f"{REDIS_BASE_URL}/0")
+        claim = REDIS_CLAIM_KEY.format(db=REDIS_DB)
+        if not claims.set(claim, f"bench {os.getpid()}", nx=True, ex=REDIS_CLAIM_TTL_S):
+            raise RuntimeError(
+                f"Redis DB {REDIS_DB} is in use ({claims.get(claim)!r} claimed it); "
+                "set RIFT_BENCH_REDIS_DB to another"
+            )
+        self._stack.callback(claims.delete, claim)
         self.redis.flushdb()
         self._stack.callback(self.redis.flushdb)
         return self
