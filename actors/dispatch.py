@@ -10,8 +10,7 @@ import dramatiq.errors
 import redis
 
 from actors.wakeful import WakefulRedisBroker
-from service.domain.jobs import BrokerUnavailable
-from service.models import Job
+from service.domain.jobs import BrokerUnavailable, JobMessage
 
 #: What enqueue raises when the broker is unreachable: Redis's errors, and Dramatiq's
 #: BrokerConnectionError (its RabbitMQ broker's, once its own reconnect attempts ran out).
@@ -21,7 +20,7 @@ BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.Broker
 REQUEST_ID_OPTION = "request_id"
 
 
-def _message(job: Job) -> dramatiq.Message[object]:
+def _message(job: JobMessage) -> dramatiq.Message[object]:
     # Retries re-enqueue the message with its options: every attempt keeps the request id.
     options = {REQUEST_ID_OPTION: job.request_id} if job.request_id else {}
     return dramatiq.Message(
@@ -40,13 +39,13 @@ class DramatiqDispatcher:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
 
-    def dispatch(self, job: Job) -> None:
+    def dispatch(self, job: JobMessage) -> None:
         try:
             self.broker.enqueue(_message(job))
         except BROKER_DOWN as exc:
             raise BrokerUnavailable(str(exc)) from exc
 
-    def dispatch_many(self, jobs: Sequence[Job]) -> None:
+    def dispatch_many(self, jobs: Sequence[JobMessage]) -> None:
         """Send a batch in one round trip on the wake-token Redis broker; all or none count."""
         try:
             if isinstance(self.broker, WakefulRedisBroker):

@@ -120,18 +120,22 @@ class LocalBlobStore:
         self.quarantine_root = quarantine_root
         root.mkdir(parents=True, exist_ok=True)
         quarantine_root.mkdir(parents=True, exist_ok=True)
+        # Resolved once: resolving costs a system call per path component.
+        self._resolved = {root: root.resolve(), quarantine_root: quarantine_root.resolve()}
 
     def _path(self, key: str, root: Path | None = None) -> Path:
         base = root or self.root
         path = (base / key).resolve()
-        if base.resolve() not in path.parents:
+        resolved = self._resolved.get(base) or base.resolve()
+        if resolved not in path.parents:
             raise ValueError(f"storage key {key!r} escapes the blob directory")
         return path
 
     def write(self, chunks: Iterable[bytes], *, max_bytes: int, label: str) -> StoredBlob:
         """Stream chunks to a new blob, hashing as they pass; over max_bytes is a 413."""
         key = new_blob_key(datetime.now(UTC))
-        final = self._path(key)
+        # A key of our own making (a date and a random id): nothing to resolve or check.
+        final = self._resolved[self.root] / key
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(final.name + TEMP_SUFFIX)
         intake = BlobIntake(max_bytes=max_bytes, label=label)

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.observability.redaction import redact_database_error
+from service.observability.redaction import redact_database_error, redact_driver_error
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL down or unreachable: fail the request (503) well before the API's timeout.
 POSTGRES_CONNECT_TIMEOUT_S = 5
 # The execution option `transaction()` sets: this connection's transaction will write.
 WRITE_OPTION = "rift_writes"
+# How recently a pooled connection must have been in use to skip the liveness ping.
+PING_WHEN_IDLE_S = 1.0
+_RETURNED_AT = "rift_returned_at"
+# Where a transaction's write pipeline is kept (see pipeline_rest).
+_PIPELINE = "rift_write_pipeline"
 
 SessionFactory = sessionmaker[Session]
 
@@ -41,8 +48,10 @@ def create_db_engine(
             connect_args.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_S)
         if single_statements:
             kwargs.setdefault("isolation_level", "AUTOCOMMIT")
-        kwargs.setdefault("pool_pre_ping", not single_statements)
-        return _redacting(create_engine(url, **kwargs))
+        engine = create_engine(url, **kwargs)
+        if not single_statements:
+            _ping_when_idle(engine)
+        return _redacting(engine)
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +81,41 @@ def create_db_engine(
     return _redacting(engine)
 
 
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection is alive before use, unless it was in use a moment ago.
+
+    A database restart leaves every pooled connection dead; a checkout that pings first
+    replaces a dead one instead of failing the request on it. But a ping is a round trip,
+    and under load a connection comes back to the pool and out again within milliseconds:
+    pinging those (`pool_pre_ping`) cost two of a submission's round trips. So, as
+    HikariCP's alive-bypass window does, a connection checked in less than
+    PING_WHEN_IDLE_S ago is used unpinged; one that dies within that window fails that one
+    request (a 503 the client retries) and SQLAlchemy then replaces the whole pool.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is not None and time.monotonic() - returned < PING_WHEN_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and checks out another (up to 3 times).
+            raise DisconnectionError(f"pooled connection is dead: {type(exc).__name__}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection is dead")
+
+
 def _redacting(engine: Engine) -> Engine:
     """Strip values from the engine's error messages (PostgreSQL's DETAIL quotes the row)."""
     event.listen(engine, "handle_error", redact_database_error)
@@ -92,4 +136,91 @@ def transaction(sessions: SessionFactory) -> Iterator[Session]:
     """
     with sessions() as session, session.begin():
         session.connection(execution_options={WRITE_OPTION: True})
-        yield session
+        try:
+            yield session
+        except BaseException:
+            pipeline = session.info.pop(_PIPELINE, None)
+            if pipeline is not None:
+                pipeline.abandon()
+            raise
+        pipeline = session.info.pop(_PIPELINE, None)
+        if pipeline is not None:
+            pipeline.commit()
+        # Then SQLAlchemy commits: after a pipeline's COMMIT there is nothing left to send.
+
+
+class _WritePipeline:
+    """A psycopg pipeline holding a transaction's last writes and its COMMIT.
+
+    It must be closed before SQLAlchemy hands the connection back to its pool (where a
+    connection still in pipeline mode would serve another request's SELECTs empty), so
+    `transaction()` closes it itself, before SQLAlchemy's commit or rollback.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.conn = session.connection()
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        self.driver = driver
+        self.pipeline = driver.pipeline()
+        self.pipeline.__enter__()
+
+    def commit(self) -> None:
+        """Send the queued writes and COMMIT in one round trip; raise the first error."""
+        try:
+            self.driver.execute("COMMIT")
+            self.pipeline.__exit__(None, None, None)
+        except self.conn.dialect.loaded_dbapi.Error as exc:
+            self.abandon()
+            raise self._wrapped(exc) from exc
+
+    def abandon(self) -> None:
+        """Leave pipeline mode after an error (what was queued is rolled back)."""
+        with suppress(Exception):
+            self.pipeline.__exit__(None, None, None)
+
+    def _wrapped(self, exc: Exception) -> Exception:
+        """The error as SQLAlchemy raises it from an execute, redacted the same way."""
+        dialect = self.conn.dialect
+        disconnected = dialect.is_disconnect(exc, self.driver, None)  # type: ignore[arg-type]
+        if disconnected:
+            self.conn.invalidate(exc)
+        wrapped = DBAPIError.instance(
+            None,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=disconnected,
+            dialect=dialect,
+        )
+        redact_driver_error(exc, wrapped)
+        return wrapped
+
+
+def pipeline_rest(session: Session) -> None:
+    """Send the transaction's remaining statements and its COMMIT in one round trip.
+
+    On PostgreSQL (psycopg) this enters pipeline mode: statements queue up client-side and
+    go out with the COMMIT, and the first error among them is raised at the commit (so the
+    transaction rolls back as usual). Only writes without results may follow: a SELECT or a
+    RETURNING in pipeline mode would read as empty. Elsewhere (SQLite) it does nothing.
+    Call it inside `transaction()`, after the reads the writes depend on.
+    """
+    if _PIPELINE in session.info:
+        return
+    if session.get_bind().dialect.driver == "psycopg":
+        session.info[_PIPELINE] = _WritePipeline(session)
+
+
+@contextmanager
+def autocommit_reads(engine: Engine) -> Iterator[Connection]:
+    """A connection for single-statement reads: no BEGIN or ROLLBACK round trips around them.
+
+    Each statement sees its own snapshot, so use it where one statement answers the
+    question. SQLite reads are local: they keep the engine's deferred transactions.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn

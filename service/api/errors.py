@@ -9,6 +9,7 @@ import falcon
 from sqlalchemy import exc as db_errors
 
 from service.domain import errors
+from service.observability.redaction import safe_error_text
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ def handle_database_unavailable(
     if not is_transient(error):
         log.error("database error", exc_info=error)
         raise falcon.HTTPInternalServerError()
+    # The operator on call wants to see the outage (or a cause mistaken for one) too.
+    log.warning("database unavailable: answered 503", extra={"error": safe_error_text(error)})
     resp.status = falcon.HTTP_503
     resp.append_header("Retry-After", str(DATABASE_RETRY_AFTER_S))
     resp.media = {

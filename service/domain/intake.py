@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.blobs import BlobStore, StoredBlob
 from service.domain.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from service.domain.jobs import NewJob
 from service.domain.proofs import (
     MAX_FIELD_CHARS,
     KeySealer,
@@ -31,7 +32,6 @@ from service.domain.proofs import (
 )
 from service.domain.users import User
 from service.domain.work import UnitOfWork
-from service.models import Job
 from service.verification.sniffing import ALLOWED_MIMES, OCTET_STREAM, sniff_mime
 
 MAX_NAME_CHARS = 255
@@ -134,8 +134,8 @@ class ProofIntake:
 
         A stranger's 50 MB upload is refused without ever touching the disk.
         """
-        with self.work.read() as session:
-            authorise_submission(session, rift_id, user)
+        with self.work.read_once() as conn:
+            authorise_submission(conn, rift_id, user)
 
     def submit(
         self,
@@ -245,5 +245,5 @@ class ProofIntake:
             return replay
 
 
-def _with_jobs(receipt: SubmissionReceipt) -> tuple[SubmissionReceipt, list[Job]]:
+def _with_jobs(receipt: SubmissionReceipt) -> tuple[SubmissionReceipt, list[NewJob]]:
     return receipt, receipt.jobs

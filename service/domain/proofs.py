@@ -9,16 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.blobs import StoredBlob
+from service.db import pipeline_rest
 from service.domain.asset_rows import asset_rows
 from service.domain.clock import IdFactory
 from service.domain.errors import Forbidden, IdempotencyKeyReused, InvalidInput, NotFound
-from service.domain.jobs import new_job
+from service.domain.jobs import NewJob, insert_jobs
 from service.domain.queues import SCAN_ASSET, VERIFY_PROOF
-from service.domain.rifts import load_rift, transition
+from service.domain.rifts import check_transition, load_rift, transition_event, transition_values
 from service.domain.users import User
 from service.models import (
     ActorRole,
@@ -27,6 +28,7 @@ from service.models import (
     Job,
     Proof,
     Rift,
+    RiftEvent,
     RiftStatus,
 )
 
@@ -96,7 +98,7 @@ class SubmissionReceipt:
     proof_id: str
     verification_job_id: str
     asset_ids: list[str]
-    jobs: list[Job] = field(default_factory=list)
+    jobs: list[NewJob] = field(default_factory=list)
     replayed: bool = False
 
 
@@ -145,22 +147,64 @@ def latest_verification(session: Session, rift_id: str, user: User) -> Verificat
     return VerificationSnapshot(rift=rift, proof=proof, job=job)
 
 
-def authorise_submission(session: Session, rift_id: str, user: User) -> None:
-    """Refuse early whoever may not submit proof to this rift: one read of two columns.
-
-    The same answers as load_rift plus the seller check (not theirs: 404, as if missing;
-    the buyer or an admin: 403) without loading the rift; submit_proof checks again under
-    the row lock, so this only has to be cheap and agree with it.
-    """
-    row = (
-        session.connection()
-        .execute(select(Rift.buyer_id, Rift.seller_id).where(Rift.id == rift_id))
-        .one_or_none()
+# The submission's statements, built once (building one costs more than running it).
+_SUBMITTER = select(Rift.buyer_id, Rift.seller_id).where(Rift.id == bindparam("rift_id"))
+# The rift, locked for the submission, with the proof an Idempotency-Key already names.
+_LOCK_RIFT = (
+    select(
+        Rift.buyer_id,
+        Rift.seller_id,
+        Rift.status,
+        select(Proof.id)
+        .where(Proof.rift_id == Rift.id, Proof.idempotency_key == bindparam("idempotency_key"))
+        .scalar_subquery()
+        .label("replay_of"),
     )
+    .where(Rift.id == bindparam("rift_id"))
+    .with_for_update(of=Rift)
+)
+# Inline: no RETURNING of generated keys, which pipeline mode could not read back.
+_INSERT_EVENT = insert(RiftEvent).inline()
+_INSERT_PROOF = insert(Proof).inline()
+_INSERT_ASSETS = insert(Asset).inline()
+_MOVE_RIFT = (
+    update(Rift)
+    .where(Rift.id == bindparam("rift_id"))
+    .values(
+        transition_values(RiftStatus.PROOF_SUBMITTED, bindparam("now", type_=Rift.updated_at.type))
+        | {
+            "version": Rift.version + 1,
+            # A new proof voids the last verdict's outcome until it has its own.
+            "proof_valid": None,
+            "auto_release_at": None,
+        }
+    )
+)
+
+
+class _Parties(Protocol):
+    @property
+    def buyer_id(self) -> str: ...
+
+    @property
+    def seller_id(self) -> str: ...
+
+
+def _check_submitter(row: _Parties | None, rift_id: str, user: User) -> None:
+    """Not the user's rift: 404, as if missing; the buyer or an admin: 403."""
     if row is None or (user.id not in (row.buyer_id, row.seller_id) and not user.is_admin):
         raise NotFound(f"no rift {rift_id}")
     if row.seller_id != user.id:
         raise Forbidden("only the rift's seller can submit proof")
+
+
+def authorise_submission(conn: Connection, rift_id: str, user: User) -> None:
+    """Refuse early whoever may not submit proof to this rift: one read of two columns.
+
+    The same answers as the submission gives under the row lock, without the lock or a
+    transaction, so a stranger's upload is refused before a byte of it is read.
+    """
+    _check_submitter(conn.execute(_SUBMITTER, {"rift_id": rift_id}).one_or_none(), rift_id, user)
 
 
 def submit_proof(
@@ -174,78 +218,85 @@ def submit_proof(
     now: datetime,
     ids: IdFactory,
 ) -> SubmissionReceipt:
-    """Store a seller's proof and everything that follows from it, in the caller's transaction."""
-    rift = load_rift(session, rift_id, seller, for_update=True)
-    if seller.relation_to(rift) is not ActorRole.SELLER:
-        raise Forbidden("only the rift's seller can submit proof")
+    """Store a seller's proof and everything that follows from it, in the caller's transaction.
+
+    One read (the rift, locked, with any proof its Idempotency-Key names), then writes
+    only: on PostgreSQL they travel with the COMMIT in one round trip (`pipeline_rest`).
+    The receipt carries the jobs, for the caller to send once this commits.
+    """
     fingerprint = submission.fingerprint()
     if idempotency_key is not None:
         check_idempotency_key(idempotency_key)
+    conn = session.connection()
+    rift = conn.execute(
+        _LOCK_RIFT, {"rift_id": rift_id, "idempotency_key": idempotency_key}
+    ).one_or_none()
+    _check_submitter(rift, rift_id, seller)
+    assert rift is not None
+    if rift.replay_of is not None:
+        assert idempotency_key is not None
         replay = find_replay(session, rift_id, idempotency_key, fingerprint)
-        if replay is not None:
-            return replay
-
-    transition(
-        session,
-        rift,
-        RiftStatus.PROOF_SUBMITTED,
-        role=ActorRole.SELLER,
-        actor_id=seller.id,
-        reason="seller submitted proof",
-        now=now,
-        ids=ids,
-    )
-    rift.proof_valid = None
-    rift.auto_release_at = None
+        assert replay is not None  # found under the lock: it cannot have gone
+        return replay
+    check_transition(rift.status, RiftStatus.PROOF_SUBMITTED, ActorRole.SELLER)
 
     proof_id = ids()
-    assets = asset_rows(proof_id, rift.id, submission, sealer, now, ids)
-    jobs = _proof_jobs(session, rift.id, proof_id, assets, seller.id, now, ids)
-    verification = jobs[0]
-    session.flush()  # the rift, its event and the jobs, through the ORM
-    # The proof and its assets are only ever inserted here: plain INSERTs on the session's
-    # connection skip the unit of work's per-object bookkeeping.
-    conn = session.connection()
+    assets = asset_rows(proof_id, rift_id, submission, sealer, now, ids)
+    pipeline_rest(session)
+    jobs = insert_jobs(session, _proof_jobs(rift_id, proof_id, assets, seller.id, now, ids))
+    conn.execute(_MOVE_RIFT, {"rift_id": rift_id, "now": now})
     conn.execute(
-        insert(Proof),
+        _INSERT_EVENT,
+        [
+            transition_event(
+                rift_id,
+                rift.status,
+                RiftStatus.PROOF_SUBMITTED,
+                role=ActorRole.SELLER,
+                actor_id=seller.id,
+                reason="seller submitted proof",
+                now=now,
+            )
+        ],
+    )
+    conn.execute(
+        _INSERT_PROOF,
         [
             {
                 "id": proof_id,
-                "rift_id": rift.id,
+                "rift_id": rift_id,
                 "submitted_by": seller.id,
                 "submitted_at": now,
                 "idempotency_key": idempotency_key,
                 "request_fingerprint": fingerprint,
-                "verification_job_id": verification.id,
+                "verification_job_id": jobs[0].id,
             }
         ],
     )
     if assets:
-        conn.execute(insert(Asset), assets)
+        conn.execute(_INSERT_ASSETS, assets)
     return SubmissionReceipt(
         proof_id=proof_id,
-        verification_job_id=verification.id,
+        verification_job_id=jobs[0].id,
         asset_ids=[asset["id"] for asset in assets],
         jobs=jobs,
     )
 
 
 def _proof_jobs(
-    session: Session,
     rift_id: str,
     proof_id: str,
     assets: Sequence[dict[str, Any]],
     seller_id: str,
     now: datetime,
     ids: IdFactory,
-) -> list[Job]:
+) -> list[NewJob]:
     """The proof's verification job first, then one scan job per file asset."""
     subjects = [(VERIFY_PROOF, proof_id)] + [
         (SCAN_ASSET, asset["id"]) for asset in assets if asset["type"] is AssetType.FILE
     ]
     return [
-        new_job(
-            session,
+        NewJob.of(
             kind,
             subject_id=subject_id,
             rift_id=rift_id,

@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, select
 from sqlalchemy.orm import Session
 
 from service.domain import transitions
@@ -195,6 +195,53 @@ def rift_events(session: Session, rift_id: str, user: User) -> list[RiftEvent]:
     )
 
 
+def check_transition(status: RiftStatus, target: RiftStatus, role: ActorRole) -> None:
+    """Refuse a move the transition table does not allow this role, naming what it allows."""
+    if not transitions.is_allowed(status, target, role):
+        allowed = [s.value for s in transitions.allowed_targets(status, role)]
+        raise TransitionNotAllowed(
+            f"a {role.value.lower()} cannot move a rift from {status.value} to {target.value}",
+            allowed=allowed,
+        )
+
+
+def transition_values(
+    target: RiftStatus, now: datetime | BindParameter[datetime]
+) -> dict[str, object]:
+    """The rift columns a move to target sets (besides its version); now may be a bind."""
+    values: dict[str, object] = {"status": target, "updated_at": now}
+    if target is RiftStatus.FUNDED:
+        values["funded_at"] = now
+    elif target is RiftStatus.PROOF_SUBMITTED:
+        values["proof_submitted_at"] = now
+    elif target is RiftStatus.RELEASED:
+        values["released_at"] = now
+    return values
+
+
+def transition_event(
+    rift_id: str,
+    status: RiftStatus,
+    target: RiftStatus,
+    *,
+    role: ActorRole,
+    actor_id: str | None,
+    reason: str,
+    now: datetime,
+) -> dict[str, object]:
+    """The event-log row of a move from status to target."""
+    return {
+        "rift_id": rift_id,
+        "actor_role": role,
+        "actor_id": actor_id,
+        "from_status": status,
+        "to_status": target,
+        "kind": "transition",
+        "reason": reason,
+        "created_at": now,
+    }
+
+
 def transition(
     session: Session,
     rift: Rift,
@@ -207,31 +254,16 @@ def transition(
     ids: IdFactory,
 ) -> list[Job]:
     """Move rift to target if the table allows it; log it; return jobs it calls for."""
-    if not transitions.is_allowed(rift.status, target, role):
-        allowed = [s.value for s in transitions.allowed_targets(rift.status, role)]
-        raise TransitionNotAllowed(
-            f"a {role.value.lower()} cannot move a rift from {rift.status.value} to {target.value}",
-            allowed=allowed,
-        )
+    check_transition(rift.status, target, role)
     session.add(
         RiftEvent(
-            rift_id=rift.id,
-            actor_role=role,
-            actor_id=actor_id,
-            from_status=rift.status,
-            to_status=target,
-            reason=reason,
-            created_at=now,
+            **transition_event(
+                rift.id, rift.status, target, role=role, actor_id=actor_id, reason=reason, now=now
+            )
         )
     )
-    rift.status = target
-    rift.updated_at = now
-    if target is RiftStatus.FUNDED:
-        rift.funded_at = now
-    elif target is RiftStatus.PROOF_SUBMITTED:
-        rift.proof_submitted_at = now
-    elif target is RiftStatus.RELEASED:
-        rift.released_at = now
+    for column, value in transition_values(target, now).items():
+        setattr(rift, column, value)
     jobs: list[Job] = []
     if target in transitions.CLEANUP_TARGETS:
         jobs.append(

@@ -50,10 +50,12 @@ def redact_database_error(context: Any) -> None:
     Both messages are fixed when the exceptions are built, so the hook rewrites their args:
     the exception types, SQLSTATE and constraint name stay for callers that branch on them.
     """
-    orig = context.original_exception
-    wrapped = context.sqlalchemy_exception
-    if orig is None:
-        return
+    if context.original_exception is not None:
+        redact_driver_error(context.original_exception, context.sqlalchemy_exception)
+
+
+def redact_driver_error(orig: BaseException, wrapped: BaseException | None) -> None:
+    """Rewrite a driver error (and SQLAlchemy's wrapper of it) to its redacted text."""
     diag = getattr(orig, "diag", None)
     primary = getattr(diag, "message_primary", None) or str(orig)
     safe = elide_values(primary)
