@@ -14,6 +14,7 @@ from collections.abc import Callable
 from bench import (
     brokers,
     job_overhead,
+    real_work,
     scaling,
     status_scaling,
     submit_throughput,
@@ -22,7 +23,16 @@ from bench import (
 )
 from bench.harness import BenchRun, Figure
 
-MEASUREMENTS = ("overhead", "verdict", "throughput", "status", "upload", "scaling", "brokers")
+MEASUREMENTS = (
+    "overhead",
+    "verdict",
+    "throughput",
+    "status",
+    "upload",
+    "scaling",
+    "brokers",
+    "realwork",
+)
 
 
 def _machine() -> str:
@@ -133,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                 rounds=1 if quick else 3,
                 per_round=8 if quick else 10,
             ),
+        ),
+        "realwork": lambda b: real_work.run(
+            b,
+            real_work.Config(rounds=2 if quick else 3, round_s=3.0 if quick else 8.0),
         ),
         "scaling": lambda b: scaling.run(
             b,

@@ -228,6 +228,18 @@ class Job(Base):
             postgresql_where=text("dispatched_at IS NULL"),
             sqlite_where=text("dispatched_at IS NULL"),
         ),
+        # Operators' listings, newest first (service/domain/job_search.py): any filter,
+        # and the default FAILED and DEAD one, which a partial index keeps off the hot path.
+        Index("ix_jobs_created_at", "created_at"),
+        Index(
+            "ix_jobs_failures_created",
+            "created_at",
+            # A count of "DEAD scan_asset" reads the index alone, not a heap row per failure.
+            "state",
+            "actor_name",
+            postgresql_where=text("state IN ('FAILED', 'DEAD')"),
+            sqlite_where=text("state IN ('FAILED', 'DEAD')"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.domain.job_search import MAX_COUNTED
 from service.domain.proofs import MAX_FIELD_CHARS, MAX_IDEMPOTENCY_KEY_CHARS
 from service.domain.rifts import (
     MAX_REASON_CHARS,
@@ -213,8 +214,25 @@ JOB: Schema = {
 
 JOB_LIST: Schema = {
     "type": "object",
-    "required": ["jobs"],
-    "properties": {"jobs": {"type": "array", "items": JOB}},
+    "required": ["jobs", "total", "total_is_lower_bound", "next_cursor"],
+    "properties": {
+        "jobs": {"type": "array", "items": JOB},
+        "total": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_COUNTED,
+            "description": f"jobs the filter matches, counted up to {MAX_COUNTED:,} (a count "
+            "of every match would cost more than the page on a large table)",
+        },
+        "total_is_lower_bound": {
+            "type": "boolean",
+            "description": f"more than {MAX_COUNTED:,} match: total is where the count stopped",
+        },
+        "next_cursor": {
+            **MAYBE_STRING,
+            "description": "pass as cursor for the next page; null on the last page",
+        },
+    },
 }
 
 PROOF_RECEIPT: Schema = {

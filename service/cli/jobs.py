@@ -130,13 +130,15 @@ def _list(args: argparse.Namespace, settings: Settings) -> None:
                     {
                         "jobs": [job_view(j) for j in page.jobs],
                         "total": page.total,
+                        "total_is_lower_bound": page.total_is_lower_bound,
                         "next_cursor": page.next_cursor,
                     },
                     indent=2,
                 )
             )
             return
-        print(f"{page.total} job(s) match; showing {len(page.jobs)}, newest first")
+        more = "+" if page.total_is_lower_bound else ""
+        print(f"{page.total}{more} job(s) match; showing {len(page.jobs)}, newest first")
         for job in page.jobs:
             print(_row(job))
         if page.next_cursor:

@@ -18,6 +18,9 @@ from service.models import FINAL_JOB_STATES, Job, JobState, OperatorAction
 
 RETRYABLE_STATES = (JobState.FAILED, JobState.DEAD)
 MAX_PAGE_SIZE = 200
+#: A listing counts its matches up to this many: counting every one of 10^6 job records
+#: would cost more than the page itself; past it the total says "at least".
+MAX_COUNTED = 1000
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,12 @@ def parse_states(raw: list[str]) -> tuple[JobState, ...]:
 @dataclass(frozen=True)
 class JobPage:
     jobs: list[Job]
+    #: Matching jobs, counted up to MAX_COUNTED.
     total: int
     next_cursor: str | None = None
     filter: JobFilter = field(default_factory=JobFilter)
+    #: More than MAX_COUNTED match: `total` is where the count stopped.
+    total_is_lower_bound: bool = False
 
 
 def _encode_cursor(job: Job) -> str:
@@ -104,18 +110,22 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def search_jobs(
     session: Session, flt: JobFilter, now: datetime, *, limit: int, cursor: str | None = None
 ) -> JobPage:
-    """Return one page of matching jobs, newest first, with the total that match."""
+    """Return one page of matching jobs, newest first, with how many match (bounded)."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"limit must be 1-{MAX_PAGE_SIZE}", field="limit")
     where = flt.clauses(now)
-    total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    # Count one past the bound, so the page can say "more than MAX_COUNTED".
+    matching = select(Job.id).where(*where).limit(MAX_COUNTED + 1).subquery()
+    counted = session.scalar(select(func.count()).select_from(matching)) or 0
     query = select(Job).where(*where)
     if cursor:
         # Keyset paging on (created_at, id): stable while jobs change state, and no OFFSET
-        # scan over the pages before.
+        # scan over the pages before. The plain `created_at <=` lets the created_at
+        # indexes start the scan at the cursor (the OR alone is only a filter).
         created_at, job_id = _decode_cursor(cursor)
         query = query.where(
-            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+            Job.created_at <= created_at,
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id)),
         )
     rows = list(
         session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
@@ -123,7 +133,11 @@ def search_jobs(
     more = len(rows) > limit
     jobs = rows[:limit]
     return JobPage(
-        jobs=jobs, total=total, next_cursor=_encode_cursor(jobs[-1]) if more else None, filter=flt
+        jobs=jobs,
+        total=min(counted, MAX_COUNTED),
+        next_cursor=_encode_cursor(jobs[-1]) if more else None,
+        filter=flt,
+        total_is_lower_bound=counted > MAX_COUNTED,
     )
 
 

@@ -119,7 +119,12 @@ def test_only_admins_list_failed_jobs(client, auth):
     assert client.simulate_get("/api/admin/jobs", headers=auth(BUYER)).status_code == 403
     listed = client.simulate_get("/api/admin/jobs", headers=auth("ops", Role.ADMIN))
     assert listed.status_code == 200
-    assert listed.json == {"jobs": [], "total": 0, "next_cursor": None}
+    assert listed.json == {
+        "jobs": [],
+        "total": 0,
+        "total_is_lower_bound": False,
+        "next_cursor": None,
+    }
     bad = client.simulate_get(
         "/api/admin/jobs", params={"state": "NOPE"}, headers=auth("ops", Role.ADMIN)
     )

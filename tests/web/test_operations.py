@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from service.domain.clock import new_id, utcnow
+from service.domain.job_search import MAX_COUNTED
 from service.domain.jobs import new_job
 from service.domain.queues import CLEAN_UP_RIFT, SCAN_ASSET, VERIFY_PROOF
 from service.domain.users import Role
@@ -64,6 +65,37 @@ def test_the_job_list_filters_by_state_actor_and_age_with_total_and_pages(client
     paged = [j["id"] for page in (first, second) for j in page["jobs"]]
     assert sorted(paged) == sorted(j["id"] for j in default["jobs"])
     assert failed_verify in paged
+
+
+def test_a_listing_counts_up_to_its_bound_and_says_when_more_match(client, auth, sessions):
+    jobs_with(sessions, *[(JobState.DEAD, SCAN_ASSET, timedelta(seconds=1))] * MAX_COUNTED)
+    url = "/api/admin/jobs"
+    exact = client.simulate_get(url, params={"limit": 1}, headers=admin(auth)).json
+    assert (exact["total"], exact["total_is_lower_bound"]) == (MAX_COUNTED, False)
+
+    jobs_with(sessions, (JobState.FAILED, VERIFY_PROOF, timedelta(seconds=2)))
+    bounded = client.simulate_get(url, params={"limit": 1}, headers=admin(auth)).json
+    assert (bounded["total"], bounded["total_is_lower_bound"]) == (MAX_COUNTED, True)
+    assert bounded["next_cursor"], "the pages go on past the count"
+
+
+def test_pages_list_jobs_created_in_the_same_instant_once_each(client, auth, sessions):
+    now = utcnow()
+    with sessions() as session, session.begin():
+        for _ in range(5):
+            new_job(
+                session, SCAN_ASSET, subject_id=new_id(), now=now, ids=new_id
+            ).state = JobState.DEAD
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.simulate_get("/api/admin/jobs", params=params, headers=admin(auth)).json
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 5 and len(set(seen)) == 5
 
 
 def test_a_bad_filter_is_422_naming_the_field(client, auth):

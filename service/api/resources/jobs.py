@@ -56,6 +56,7 @@ class AdminJobCollection:
             resp.media = {
                 "jobs": [job_view(j) for j in page.jobs],
                 "total": page.total,
+                "total_is_lower_bound": page.total_is_lower_bound,
                 "next_cursor": page.next_cursor,
             }
 
