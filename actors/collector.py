@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actors.queue_stats import QueueStats, QueueStatsUnavailable
 from service.db import SessionFactory
 from service.domain.clock import Clock
-from service.domain.job_queries import count_jobs_by_state
+from service.domain.job_queries import count_jobs_in_flight
 from service.domain.retention import count_stuck_jobs
 from service.models import Job
 from service.scanning.verdict import VirusScanner
@@ -25,7 +25,7 @@ OverdueCount = Callable[[], Mapping[tuple[str, str], int]]
 
 
 class RiftCollector(Collector):
-    """A custom collector: each scrape costs one broker read, three SQL counts, one PING."""
+    """A custom collector: each scrape costs one broker read, the job-record counts, one PING."""
 
     def __init__(
         self,
@@ -36,14 +36,12 @@ class RiftCollector(Collector):
         overdue: OverdueCount | None = None,
     ) -> None:
         self.queues = queues
-        self.sessions = sessions
         self.scanner = scanner
-        self.clock = clock
-        self.overdue = overdue
+        self.job_records = JobRecordGauges(sessions, clock, overdue)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from self._queue_metrics()
-        yield from self._job_metrics()
+        yield from self.job_records.collect()
         up = GaugeMetricFamily("rift_scanner_up", "1 when clamd answers PING.")
         up.add_metric([], 1.0 if self.scanner.ping() else 0.0)
         yield up
@@ -76,10 +74,26 @@ class RiftCollector(Collector):
                 family.add_metric([snap.queue], float(value(snap)))
             yield family
 
-    def _job_metrics(self) -> Iterator[GaugeMetricFamily]:
+
+class JobRecordGauges(Collector):
+    """The job-record figures of a scrape: what one scrape costs the database.
+
+    Each count reads unfinished jobs only (index ranges, a partial index for the outbox),
+    so a scrape costs the same however many finished records the history holds (bench
+    measurement 4 times collect() at 10^3 and 10^6 records).
+    """
+
+    def __init__(
+        self, sessions: SessionFactory, clock: Clock, overdue: OverdueCount | None = None
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.overdue = overdue
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             with self.sessions() as session:
-                by_state = count_jobs_by_state(session)
+                in_flight = count_jobs_in_flight(session)
                 undispatched = session.scalar(
                     select(func.count()).select_from(Job).where(Job.dispatched_at.is_(None))
                 )
@@ -88,9 +102,14 @@ class RiftCollector(Collector):
             log.warning("job metrics unavailable: database did not answer")
             return
         jobs = GaugeMetricFamily(
-            "rift_jobs", "Job records by state and actor.", labels=["state", "actor"]
+            "rift_jobs",
+            "Jobs not yet finished (PENDING, QUEUED, RUNNING, RETRYING), by state and actor."
+            " A job leaves it when it finishes; what finishes is counted as it happens:"
+            " rift_job_final_failures_total (failed for good), dramatiq_messages_total"
+            " (every attempt).",
+            labels=["state", "actor"],
         )
-        for (state, actor), count in sorted(by_state.items()):
+        for (state, actor), count in sorted(in_flight.items()):
             jobs.add_metric([state, actor], float(count))
         yield jobs
         outbox = GaugeMetricFamily(

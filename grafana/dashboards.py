@@ -207,8 +207,10 @@ QUEUE_OVERVIEW = DashboardSpec(
                     width=8,
                 ),
                 Panel(
-                    "Job records by state",
-                    "Durable job records in the database, by state.",
+                    "Jobs in flight by state",
+                    "Job records not yet finished: PENDING (in the outbox), QUEUED, RUNNING,"
+                    " RETRYING. A job leaves it when it finishes: Throughput and Final failures"
+                    " count those.",
                     (Query("sum by (state) (rift_jobs)", "{{state}}"),),
                     width=8,
                 ),

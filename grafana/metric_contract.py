@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from service.domain.job_queries import IN_FLIGHT_STATES
 from service.domain.queues import ACTOR_NAMES, QUEUE_NAMES
 
 MetricKind = Literal["counter", "gauge", "histogram"]
@@ -81,7 +82,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("rift_queue_delayed", "gauge", ("queue",), {"queue": _QUEUES}),
     Metric("rift_queue_dead_letters", "gauge", ("queue",), {"queue": _QUEUES}),
     Metric("rift_queue_oldest_message_age_seconds", "gauge", ("queue",), {"queue": _QUEUES}),
-    Metric("rift_jobs", "gauge", ("state", "actor"), {"actor": _ACTORS}),
+    # Unfinished jobs only: a count of finished ones would scan all history per scrape.
+    Metric(
+        "rift_jobs",
+        "gauge",
+        ("state", "actor"),
+        {"state": frozenset(s.value for s in IN_FLIGHT_STATES), "actor": _ACTORS},
+    ),
     Metric("rift_workers_alive", "gauge", ("queue",), {"queue": _QUEUES}),
     Metric("rift_scanner_up", "gauge"),
     Metric("rift_outbox_undispatched", "gauge"),
