@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from actors.reconcile import reconcile_limits
 from bench import operator_queries
 from bench.client import BUYER, SELLER, Api, bearer, funded_rifts, small_proof
 from bench.harness import BenchRun, Figure, Spread, percentile
@@ -168,7 +169,13 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
         small = _prepare(bench, "small", small_url, cfg.small)
         large = _prepare(bench, "large", large_url, cfg.large)
         sites = {
-            target.label: operator_queries.prepare(target.label, target.rows, target.port, url)
+            target.label: operator_queries.prepare(
+                target.label,
+                target.rows,
+                target.port,
+                url,
+                reconcile_limits(bench.settings(url, bench.path(f"data-status-{target.label}"))),
+            )
             for target, url in ((small, small_url), (large, large_url))
         }
         for target in (small, large):
