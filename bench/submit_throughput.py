@@ -2,7 +2,10 @@
 
 Both run under gunicorn with the project's config and the same workers and threads, and
 receive the same multipart body (1 PDF, 1 PNG, a tracking number) from the same load
-generator. No Dramatiq workers run: this is the API's side only. Rounds alternate.
+generator. No Dramatiq workers run: this is the API's side only. The proof endpoint runs
+twice, on PostgreSQL (the target) and on SQLite (the embedded default); rounds alternate.
+Before the load, one process counts what a submission costs the database (statements
+and round trips, bench/round_trips.py) through the same WSGI app.
 """
 
 from __future__ import annotations
@@ -11,9 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 
+import falcon.testing
+
 from bench.client import SELLER, bearer, funded_rifts, small_proof
-from bench.harness import BenchRun, Figure, Spread, group_cpu_s, percentile, ratios
+from bench.harness import BenchRun, Figure, Proc, Spread, group_cpu_s, percentile, ratios
 from bench.loadgen import LoadResult, Request, run_load
+from bench.round_trips import DatabaseCost, counting
+from service.api.bootstrap import build_api
+
+COUNTED_SUBMISSIONS = 20
 
 
 @dataclass(frozen=True)
@@ -26,115 +35,156 @@ class Config:
     rifts: int = 8000
 
 
+@dataclass
+class Side:
+    server: Proc
+    port: int
+    paths: Iterator[str]
+    runs: list[LoadResult]
+    cpu_ms: list[float]
+
+
 def _requests(paths: Iterator[str], body: bytes, headers: dict[str, str]) -> Request | None:
     path = next(paths, None)
     return None if path is None else ("POST", path, body, headers)
+
+
+def database_cost(bench: BenchRun, database_url: str, rift_ids: Iterator[str]) -> DatabaseCost:
+    """Statements and round trips of one submission, averaged over COUNTED_SUBMISSIONS."""
+    body, content_type = small_proof()
+    headers = {**bearer(SELLER), "Content-Type": content_type}
+    with counting() as counter:
+        client = falcon.testing.TestClient(
+            build_api(bench.settings(database_url, bench.path("data-counted")))
+        )
+
+        def submit() -> None:
+            result = client.simulate_post(
+                f"/api/rifts/{next(rift_ids)}/proofs", body=body, headers=headers
+            )
+            if result.status_code != 202:
+                raise RuntimeError(f"submission answered {result.status_code}: {result.text}")
+
+        counter.measure(submit, 3)  # connections, statement caches
+        return counter.measure(submit, COUNTED_SUBMISSIONS)
 
 
 def run(bench: BenchRun, cfg: Config) -> list[Figure]:
     print(
         f"\n[3] submission throughput: {cfg.rounds} rounds x {cfg.duration_s:.0f} s, "
         f"{cfg.concurrency} client threads, gunicorn {cfg.api_workers} workers x "
-        f"{cfg.api_threads} threads, PostgreSQL"
+        f"{cfg.api_threads} threads; proof endpoint on PostgreSQL and on SQLite"
     )
     body, content_type = small_proof()
     headers = {**bearer(SELLER), "Content-Type": content_type}
-    proof_runs: list[LoadResult] = []
-    bare_runs: list[LoadResult] = []
-    cpu_ms: dict[str, list[float]] = {"bare": [], "proof": []}
-    with bench.postgres() as database_url:
-        rift_ids = funded_rifts(database_url, cfg.rifts)
-        env = bench.env(database_url, bench.path("data-throughput"))
-        api_server, api_port = bench.gunicorn(
-            "api-throughput",
-            "service.api.wsgi:app",
-            env,
-            workers=cfg.api_workers,
-            threads=cfg.api_threads,
-        )
-        bare_server, bare_port = bench.gunicorn(
+    with bench.postgres() as postgres_url:
+        sqlite_url = bench.sqlite("throughput")
+        urls = {"postgresql": postgres_url, "sqlite": sqlite_url}
+        rifts = {name: iter(funded_rifts(url, cfg.rifts)) for name, url in urls.items()}
+        costs = {name: database_cost(bench, url, rifts[name]) for name, url in urls.items()}
+        sides: dict[str, Side] = {}
+        for name, url in urls.items():
+            server, port = bench.gunicorn(
+                f"api-throughput-{name}",
+                "service.api.wsgi:app",
+                bench.env(url, bench.path(f"data-throughput-{name}")),
+                workers=cfg.api_workers,
+                threads=cfg.api_threads,
+            )
+            paths = (f"/api/rifts/{r}/proofs" for r in rifts[name])
+            sides[name] = Side(server, port, paths, [], [])
+        server, port = bench.gunicorn(
             "bare-throughput",
             "bench.bare_app:app",
-            env,
+            bench.env(postgres_url, bench.path("data-throughput-bare")),
             workers=cfg.api_workers,
             threads=cfg.api_threads,
         )
-        rifts = iter(rift_ids)
-        warm = iter(f"/enqueue/warm-{i}" for i in range(50))
-        # Warm both: connections, lazy imports, prepared statements.
-        run_load(
-            api_port,
-            lambda: _requests((f"/api/rifts/{r}/proofs" for r in rifts), body, headers),
-            concurrency=cfg.concurrency,
-            duration_s=0.5,
-            expect_status=202,
-        )
-        run_load(
-            bare_port,
-            lambda: _requests(warm, body, headers),
-            concurrency=cfg.concurrency,
-            duration_s=0.5,
-            expect_status=202,
-        )
-        bare_paths = (f"/enqueue/{n}" for n in range(10**9))
-        proof_paths = (f"/api/rifts/{r}/proofs" for r in rifts)
-        sides = {
-            "bare": (bare_server, bare_port, bare_paths, bare_runs),
-            "proof": (api_server, api_port, proof_paths, proof_runs),
-        }
+        sides["bare"] = Side(server, port, (f"/enqueue/{n}" for n in range(10**9)), [], [])
+        for side in sides.values():  # warm: connections, lazy imports, prepared statements
+            run_load(
+                side.port,
+                partial(_requests, side.paths, body, headers),
+                concurrency=cfg.concurrency,
+                duration_s=0.5,
+                expect_status=202,
+            )
+        order = ["bare", "postgresql", "sqlite"]
         for round_no in range(cfg.rounds):
-            order = ("bare", "proof") if round_no % 2 == 0 else ("proof", "bare")
-            for side in order:
-                server, port, paths, runs = sides[side]
-                pids = [server.pid, *server.children()]
+            for name in order if round_no % 2 == 0 else order[::-1]:
+                side = sides[name]
+                pids = [side.server.pid, *side.server.children()]
                 cpu_before = group_cpu_s(pids)
                 result = run_load(
-                    port,
-                    partial(_requests, paths, body, headers),
+                    side.port,
+                    partial(_requests, side.paths, body, headers),
                     concurrency=cfg.concurrency,
                     duration_s=cfg.duration_s,
                     expect_status=202,
                 )
-                runs.append(result)
-                cpu_ms[side].append((group_cpu_s(pids) - cpu_before) * 1000 / max(result.ok, 1))
+                side.runs.append(result)
+                side.cpu_ms.append((group_cpu_s(pids) - cpu_before) * 1000 / max(result.ok, 1))
             bench.log(
-                f"round {round_no + 1}: bare {bare_runs[-1].rps:.0f} req/s, "
-                f"proof {proof_runs[-1].rps:.0f} req/s"
+                f"round {round_no + 1}: "
+                + ", ".join(f"{n} {sides[n].runs[-1].rps:.0f} req/s" for n in order)
             )
         bench.redis.delete("dramatiq:bench_bare", "dramatiq:bench_bare.msgs")
-    exhausted = any(r.exhausted for r in proof_runs)
-    errors = sum(r.errors for r in proof_runs) + sum(r.errors for r in bare_runs)
-    bare = Spread.of([r.rps for r in bare_runs])
-    proof = Spread.of([r.rps for r in proof_runs])
-    ratio = ratios([r.rps for r in proof_runs], [r.rps for r in bare_runs])
-    proof_lat = [x for r in proof_runs for x in r.latencies_s]
-    bare_lat = [x for r in bare_runs for x in r.latencies_s]
-    print(
-        f"    bare enqueue endpoint   {bare.fmt(' req/s', 0)}  p50 "
-        f"{percentile(bare_lat, 50) * 1000:.1f} ms, p99 {percentile(bare_lat, 99) * 1000:.1f} ms"
-    )
-    print(
-        f"    proof endpoint          {proof.fmt(' req/s', 0)}  p50 "
-        f"{percentile(proof_lat, 50) * 1000:.1f} ms, p99 {percentile(proof_lat, 99) * 1000:.1f}"
-        " ms"
-    )
-    print(
-        f"    server CPU per request: bare {Spread.of(cpu_ms['bare']).fmt(' ms', 2)}, proof "
-        f"{Spread.of(cpu_ms['proof']).fmt(' ms', 2)} (gunicorn master + workers)"
-    )
-    print(
-        f"    ratio proof/bare        {ratio.fmt('', 2)}   target >= 0.33, errors: {errors}"
-        + ("  (ran out of funded rifts: raise rifts)" if exhausted else "")
-    )
-    for sample in [s for r in proof_runs + bare_runs for s in r.error_samples][:3]:
-        print(f"    error sample: {sample}")
-    return [
-        Figure(
-            "3 submit throughput",
-            f"proof {proof.median:.0f} req/s",
-            f"bare {bare.median:.0f} req/s",
-            ratio.fmt("", 2),
-            ">= 0.33, 0 errors",
-            ratio.median >= 1 / 3 and errors == 0 and not exhausted,
+    return _report(cfg, sides, costs)
+
+
+def _report(cfg: Config, sides: dict[str, Side], costs: dict[str, DatabaseCost]) -> list[Figure]:
+    bare = sides["bare"]
+    errors = {name: sum(r.errors for r in side.runs) for name, side in sides.items()}
+    for name, side in sides.items():
+        latencies = [x for r in side.runs for x in r.latencies_s]
+        rps = Spread.of([r.rps for r in side.runs])
+        print(
+            f"    {name:<11} {rps.fmt(' req/s', 0)}  p50 {percentile(latencies, 50) * 1000:.1f} ms,"
+            f" p99 {percentile(latencies, 99) * 1000:.1f} ms, server CPU "
+            f"{Spread.of(side.cpu_ms).fmt(' ms', 2)} per request, errors {errors[name]}"
         )
-    ]
+        for sample in [s for r in side.runs for s in r.error_samples][:2]:
+            print(f"      error sample: {sample}")
+    for name, cost in costs.items():
+        trips = f"{cost.round_trips} round trips" if name == "postgresql" else "in-process"
+        print(
+            f"    database per submission, {name}: {cost.statements} statements "
+            f"(BEGIN and COMMIT not counted), {trips}"
+        )
+    figures = []
+    for name in ("postgresql", "sqlite"):
+        side = sides[name]
+        ratio = ratios([r.rps for r in side.runs], [r.rps for r in bare.runs])
+        clean = errors[name] == 0 and errors["bare"] == 0
+        exhausted = any(r.exhausted for r in side.runs)
+        print(
+            f"    ratio {name}/bare {ratio.fmt('', 2)}"
+            + ("  (ran out of funded rifts: raise rifts)" if exhausted else "")
+        )
+        proof = Spread.of([r.rps for r in side.runs])
+        figures.append(
+            Figure(
+                f"3 submit throughput, {name}",
+                f"proof {proof.median:.0f} req/s, {Spread.of(side.cpu_ms).median:.1f} ms CPU",
+                f"bare {Spread.of([r.rps for r in bare.runs]).median:.0f} req/s, "
+                f"{Spread.of(bare.cpu_ms).median:.1f} ms CPU",
+                ratio.fmt("", 2),
+                ">= 0.33, 0 errors" if name == "postgresql" else "(reported), 0 errors",
+                (ratio.median >= 1 / 3 and clean and not exhausted)
+                if name == "postgresql"
+                else None,
+            )
+        )
+    pg = costs["postgresql"]
+    figures.append(
+        Figure(
+            "3 database per submission (info)",
+            f"PostgreSQL {pg.statements} statements, {pg.round_trips} round trips; "
+            f"SQLite {costs['sqlite'].statements} statements",
+            "-",
+            "-",
+            "(reported)",
+            None,
+        )
+    )
+    return figures
