@@ -34,7 +34,7 @@ def register(
                     "scan_status": asset.scan_status.value,
                     "skipped": True,
                 }
-            storage_key = asset.storage_key
+            storage_key, proof_id = asset.storage_key, asset.proof_id
         if storage_key is None:
             raise PermanentJobError(f"asset {asset_id} has no stored file")
         # ScannerUnavailable propagates: Retries backs off and tries again. A vanished blob
@@ -57,6 +57,7 @@ def register(
             on_infected=quarantine,
             clock=services.clock,
             ids=services.ids,
+            proof_id=proof_id,
         )
         services.metrics.observe_verdict(verdict)
         return result

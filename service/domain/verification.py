@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -63,7 +64,7 @@ def check_proof(
             else [AssetContent.of(a, uploaded_at) for a in proof.assets if a.deleted_at is None]
         )
 
-    examined = {content.id: inspect.examine(content) for content in contents}
+    examined = dict(zip((c.id for c in contents), _examine_all(inspect, contents), strict=True))
 
     with transaction(sessions) as session:
         proof = _lock_proof(session, proof_id)
@@ -78,6 +79,22 @@ def check_proof(
         return _job_result(proof, verdict), verdict
 
 
+# Files are each checked in a child process of their own (service/verification/budget.py),
+# so a proof's files checked at once overlap instead of queueing; at most this many, as
+# each child may use the per-file memory budget.
+FILES_CHECKED_AT_ONCE = 2
+
+
+def _examine_all(inspect: AssetInspector, contents: list[AssetContent]) -> list[InspectedAsset]:
+    """Examine every asset, FILES_CHECKED_AT_ONCE at a time; an infrastructure error raises."""
+    if len(contents) <= 1:
+        return [inspect.examine(content) for content in contents]
+    with ThreadPoolExecutor(
+        max_workers=min(FILES_CHECKED_AT_ONCE, len(contents)), thread_name_prefix="examine"
+    ) as pool:
+        return list(pool.map(inspect.examine, contents))
+
+
 def record_scan(
     sessions: SessionFactory,
     asset_id: str,
@@ -88,13 +105,19 @@ def record_scan(
     on_infected: Callable[[Asset], None],
     clock: Clock,
     ids: IdFactory,
+    proof_id: str | None = None,
 ) -> tuple[dict[str, Any], FinalVerdict | None]:
-    """Store a scan verdict for a file asset; decide the proof's verdict if it was the last."""
-    with sessions() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None:
-            raise ProofMissing(f"no asset {asset_id}")
-        proof_id = asset.proof_id
+    """Store a scan verdict for a file asset; decide the proof's verdict if it was the last.
+
+    `proof_id`, the asset's proof, saves a read when the caller has it (an asset never
+    moves to another proof).
+    """
+    if proof_id is None:
+        with sessions() as session:
+            asset = session.get(Asset, asset_id)
+            if asset is None:
+                raise ProofMissing(f"no asset {asset_id}")
+            proof_id = asset.proof_id
     with transaction(sessions) as session:
         proof = _lock_proof(session, proof_id)
         asset = session.get_one(Asset, asset_id)
@@ -170,9 +193,13 @@ def _store_check(session: Session, asset: Asset, found: InspectedAsset, now: dat
     if found.sniffed_mime:
         asset.sniffed_mime = found.sniffed_mime
     if found.phash is not None:
+        # The bands are written with the hash, in one transaction: an asset without a hash
+        # has none, and only a re-check could find a copy to keep.
+        had_hash = asset.phash is not None
         asset.phash = found.phash
-        # Re-delivery must not add a second copy of the bands.
-        if not session.scalar(select(exists().where(ImageHashBand.asset_id == asset.id))):
+        if not had_hash or not session.scalar(
+            select(exists().where(ImageHashBand.asset_id == asset.id))
+        ):
             session.add_all(
                 ImageHashBand(
                     asset_id=asset.id, band_no=no, band_value=value, rift_id=asset.rift_id

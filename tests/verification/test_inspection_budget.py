@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +14,7 @@ from PIL import Image
 from proof_fixtures import UPLOADED_AT, build_pdf, codes, prose
 
 from service.verification.budget import BudgetedInspector
+from service.verification.budget_server import SPARE_CHILDREN
 from service.verification.files import FileCheck, check_file
 from service.verification.thresholds import VerificationThresholds
 
@@ -25,6 +30,34 @@ def inspect(path: Path, thresholds: VerificationThresholds = DEFAULTS) -> FileCh
         uploaded_at=UPLOADED_AT,
         thresholds=thresholds,
     )
+
+
+def server_children(inspector: BudgetedInspector = INSPECTOR) -> set[int]:
+    assert inspector.server_pid is not None
+    pid = inspector.server_pid
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def waiting_spares(inspector: BudgetedInspector) -> set[int]:
+    """The server's children once the last file's child has ended and its replacement is
+    forked: the same SPARE_CHILDREN processes for a while."""
+    deadline = time.monotonic() + 5
+    seen: set[int] = set()
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        children = server_children(inspector)
+        if children != seen:
+            seen, stable_since = children, time.monotonic()
+        elif len(seen) == SPARE_CHILDREN and time.monotonic() - stable_since > 0.2:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"the server's children never settled: {seen}")
+
+
+def signal_all(pids: set[int], signal_number: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal_number)
 
 
 def test_within_budget_the_child_finds_what_the_rules_find_in_process(tmp_path: Path) -> None:
@@ -54,13 +87,12 @@ def test_an_inspection_past_the_wall_clock_budget_is_an_issue_not_a_hang(tmp_pat
     assert time.monotonic() - started < 2.0
     assert codes(result.check) == {"file.inspection_budget"}
     assert not result.check.passed
-    # And the late child ends by itself (its alarm), well before it would have finished.
-    assert INSPECTOR.server_pid is not None
-    children = Path(f"/proc/{INSPECTOR.server_pid}/task/{INSPECTOR.server_pid}/children")
+    # And the late child ends by itself (its alarm), well before it would have finished:
+    # only the spares waiting for the next files are left.
     deadline = started + 2.5
-    while children.read_text().strip() and time.monotonic() < deadline:
+    while len(server_children()) > SPARE_CHILDREN and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert children.read_text().strip() == ""
+    assert len(server_children()) == SPARE_CHILDREN
 
 
 def test_an_inspection_past_the_memory_budget_is_an_issue_not_a_crash(tmp_path: Path) -> None:
@@ -86,3 +118,64 @@ def test_a_file_inspected_in_a_child_costs_milliseconds_of_overhead(tmp_path: Pa
     per_file_s = (time.monotonic() - started) / 20
     print(f"inspection in a child: {per_file_s * 1000:.1f} ms per small file")
     assert per_file_s < 0.5
+
+
+def test_a_spare_child_that_dies_before_its_file_is_passed_over(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(prose(800).encode())
+    inspector = BudgetedInspector()
+
+    def check() -> FileCheck:
+        return inspector.check_file(
+            path, declared_mime=None, size_bytes=800, uploaded_at=UPLOADED_AT, thresholds=DEFAULTS
+        )
+
+    spares: set[int] = set()
+    try:
+        assert check().check.passed
+        # Given the spares waiting for the next file are frozen, one is handed the next
+        # file, and then all are killed (by an operator, or the kernel out of memory)
+        spares = waiting_spares(inspector)
+        signal_all(spares, signal.SIGSTOP)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(check)
+            time.sleep(0.3)
+            signal_all(spares, signal.SIGKILL)
+            result = pending.result(timeout=10)
+        # Then the file was checked by another child, not reported as crashing one
+        assert result.check.passed, result.check.issues
+        # And so are the next ones
+        for _ in range(SPARE_CHILDREN + 1):
+            assert check().check.passed
+        assert not server_children(inspector) & spares
+    finally:
+        signal_all(spares, signal.SIGKILL)  # never leave a stopped process behind
+        inspector.close()
+
+
+def test_no_inspection_process_outlives_its_worker(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(prose(800).encode())
+    inspector = BudgetedInspector()
+    inspector.check_file(
+        path, declared_mime=None, size_bytes=800, uploaded_at=UPLOADED_AT, thresholds=DEFAULTS
+    )
+    server = inspector.server_pid
+    spares = waiting_spares(inspector)
+    assert server is not None
+    # When the worker's inspector closes (as at the worker's exit)
+    inspector.close()
+    # Then the server and its spares are gone
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in {server, *spares}):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in {server, *spares})
+
+
+def _alive(pid: int) -> bool:
+    # A zombie has exited; the kernel reaps the server's children, this test reaps nobody.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
