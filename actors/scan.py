@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from sqlalchemy import bindparam, select
 
 from actors.declare import declare_actor
 from actors.services import WorkerServices
+from service.db import autocommit_reads
 from service.domain.jobs import PermanentJobError
 from service.domain.queues import SCAN_ASSET
-from service.domain.verification import record_scan, scan_note
+from service.domain.verification import StoredAsset, engine_of, record_scan, scan_note
 from service.models import Asset, ScanStatus
+
+_SCAN_SUBJECT = select(
+    Asset.scan_status, Asset.deleted_at, Asset.storage_key, Asset.proof_id
+).where(Asset.id == bindparam("asset_id"))
 
 
 def register(
@@ -19,13 +25,14 @@ def register(
 ) -> dramatiq.Actor[[str], dict[str, Any]]:
     """Declare scan_asset on broker, bound to services."""
 
-    def quarantine(asset: Asset) -> None:
+    def quarantine(asset: StoredAsset) -> None:
         if asset.storage_key:
             services.blobs.quarantine(asset.storage_key)
 
     def scan_asset(asset_id: str) -> dict[str, Any]:
-        with services.sessions() as session:
-            asset = session.get(Asset, asset_id)
+        # One statement, no transaction around it (the lock is record_scan's).
+        with autocommit_reads(engine_of(services.sessions)) as conn:
+            asset = conn.execute(_SCAN_SUBJECT, {"asset_id": asset_id}).one_or_none()
             if asset is None:
                 raise PermanentJobError(f"no asset {asset_id}")
             if asset.scan_status is not ScanStatus.PENDING or asset.deleted_at is not None:

@@ -34,7 +34,7 @@ from bench.cpu_accounts import Account, Meter, ShortLivedChildren, descendants, 
 from bench.harness import BenchRun, Figure, Proc, Spread
 from service.blobs import BlobStore, blob_store_from_settings
 from service.domain.clock import as_utc
-from service.domain.inspector import AssetContent
+from service.domain.inspector import AssetContent, ToCrossCheck
 from service.inspection import RuleInspector
 from service.models import AssetType, Proof
 from service.scanning.address import ClamdAddress
@@ -237,9 +237,25 @@ def _baseline_round(
                 return
             uploaded_at, assets = item
             with Session(checks.engine) as session:
+                examined = [
+                    checks.inspector.examine(AssetContent.of(asset, uploaded_at))
+                    for asset in assets
+                ]
+                checks.inspector.cross_check(
+                    session,
+                    assets[0].rift_id,
+                    [
+                        ToCrossCheck(
+                            type=asset.type,
+                            sha256=asset.sha256,
+                            key_fingerprint=asset.key_fingerprint,
+                            quarantined=asset.quarantined_at is not None,
+                            found=found,
+                        )
+                        for asset, found in zip(assets, examined, strict=True)
+                    ],
+                )
                 for asset in assets:
-                    found = checks.inspector.examine(AssetContent.of(asset, uploaded_at))
-                    checks.inspector.cross_check(session, asset, found)
                     if asset.type is AssetType.FILE and asset.storage_key:
                         with checks.blobs.open(asset.storage_key) as stream:
                             checks.scanner.scan_stream(stream)

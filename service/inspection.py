@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import (
+    BigInteger,
+    CompoundSelect,
+    String,
+    and_,
+    bindparam,
+    cast,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from service.blobs import BlobStore
-from service.domain.inspector import AssetContent, AssetInspector, InspectedAsset
+from service.domain.inspector import AssetContent, AssetInspector, InspectedAsset, ToCrossCheck
 from service.models import Asset, AssetType, ImageHashBand
 from service.verification.budget import BudgetedInspector
 from service.verification.files import FileCheck, apply_reuse
@@ -26,51 +39,100 @@ from service.verification.tracking import check_tracking_number
 from service.verification.urls import check_url
 
 
-def exact_copy_elsewhere(session: Session, asset: Asset) -> bool:
-    """Is a file with the same sha256 stored as proof on another rift? (index on sha256)"""
-    if asset.sha256 is None:
-        return False
-    query = select(Asset.id).where(Asset.sha256 == asset.sha256, Asset.rift_id != asset.rift_id)
-    return session.scalar(query.limit(1)) is not None
+@dataclass(frozen=True)
+class ReuseFound:
+    """What the reuse lookups found on other rifts, for all of a proof's assets at once."""
 
+    copied_sha256s: frozenset[str] = frozenset()
+    reused_keys: frozenset[str] = frozenset()
+    # Other rifts' perceptual hashes sharing a band with one of the proof's pictures.
+    picture_candidates: frozenset[int] = frozenset()
 
-def key_reused_elsewhere(session: Session, asset: Asset) -> bool:
-    """Was the same license key (by keyed fingerprint) submitted on another rift?"""
-    if asset.key_fingerprint is None:
-        return False
-    query = select(Asset.id).where(
-        Asset.key_fingerprint == asset.key_fingerprint, Asset.rift_id != asset.rift_id
-    )
-    return session.scalar(query.limit(1)) is not None
-
-
-def near_duplicate_elsewhere(
-    session: Session, asset: Asset, phash: int, thresholds: VerificationThresholds
-) -> bool:
-    """Find an image on another rift within the Hamming threshold, through the band index.
-
-    Two hashes within distance d < bands share at least one band exactly (pigeonhole), so
-    an indexed equality lookup per band finds every candidate; only those few candidates
-    are compared bit by bit. The cost grows with the candidates, not with the table.
-    """
-    probes = band_probes(phash, thresholds.phash_bands, thresholds.near_duplicate_max_distance)
-    matches = or_(
-        *(
-            and_(ImageHashBand.band_no == no, ImageHashBand.band_value.in_(sorted(values)))
-            for no, values in enumerate(probes)
+    def near_duplicate(self, phash: int, thresholds: VerificationThresholds) -> bool:
+        return any(
+            hamming(phash, other) <= thresholds.near_duplicate_max_distance
+            for other in self.picture_candidates
         )
-    )
-    candidates = session.scalars(
-        select(Asset.phash)
-        .join(ImageHashBand, ImageHashBand.asset_id == Asset.id)
-        .where(matches, ImageHashBand.rift_id != asset.rift_id, Asset.phash.is_not(None))
+
+
+@functools.cache
+def _reuse_lookup(bands: int) -> CompoundSelect[str, str | None, int | None]:
+    """The three reuse lookups of a proof in one statement (one round trip), built once.
+
+    Exact copies by sha256 and reused keys by fingerprint use their indexes; pictures go
+    through the band index: two hashes within distance d < bands share at least one band
+    exactly (pigeonhole), so an equality lookup per band finds every candidate, and only
+    those few are compared bit by bit. Probing the bands of all the proof's pictures at
+    once finds a superset of each picture's candidates; the bitwise comparison is exact.
+    """
+    other_rift = bindparam("rift_id", type_=Asset.rift_id.type)
+    no_text, no_hash = cast(null(), String), cast(null(), BigInteger)
+    copies = (
+        select(literal("sha256").label("kind"), Asset.sha256.label("value"), no_hash)
+        .where(Asset.sha256.in_(bindparam("sha256s", expanding=True)), Asset.rift_id != other_rift)
         .distinct()
     )
-    return any(
-        hamming(phash, other) <= thresholds.near_duplicate_max_distance
-        for other in candidates
-        if other is not None
+    keys = (
+        select(literal("key"), Asset.key_fingerprint, no_hash)
+        .where(
+            Asset.key_fingerprint.in_(bindparam("fingerprints", expanding=True)),
+            Asset.rift_id != other_rift,
+        )
+        .distinct()
     )
+    matches = or_(
+        *(
+            and_(
+                ImageHashBand.band_no == no,
+                ImageHashBand.band_value.in_(bindparam(f"band_{no}", expanding=True)),
+            )
+            for no in range(bands)
+        )
+    )
+    pictures = (
+        select(literal("phash"), no_text, Asset.phash)
+        .join(ImageHashBand, ImageHashBand.asset_id == Asset.id)
+        .where(matches, ImageHashBand.rift_id != other_rift, Asset.phash.is_not(None))
+        .distinct()
+    )
+    return union_all(copies, keys, pictures)
+
+
+def reuse_elsewhere(
+    session: Session,
+    rift_id: str,
+    *,
+    sha256s: Collection[str],
+    fingerprints: Collection[str],
+    phashes: Collection[int],
+    thresholds: VerificationThresholds,
+) -> ReuseFound:
+    """Look up, on rifts other than rift_id, the files, keys and pictures of one proof."""
+    if not (sha256s or fingerprints or phashes):
+        return ReuseFound()
+    probes: list[set[int]] = [set() for _ in range(thresholds.phash_bands)]
+    for phash in phashes:
+        for values, band in zip(
+            probes,
+            band_probes(phash, thresholds.phash_bands, thresholds.near_duplicate_max_distance),
+            strict=True,
+        ):
+            values |= band
+    params: dict[str, object] = {
+        "rift_id": rift_id,
+        "sha256s": sorted(sha256s),
+        "fingerprints": sorted(fingerprints),
+    }
+    params.update({f"band_{no}": sorted(values) for no, values in enumerate(probes)})
+    copies: set[str] = set()
+    keys: set[str] = set()
+    pictures: set[int] = set()
+    for kind, value, candidate in session.execute(_reuse_lookup(thresholds.phash_bands), params):
+        if candidate is not None:
+            pictures.add(candidate)
+        elif value is not None:
+            (copies if kind == "sha256" else keys).add(value)
+    return ReuseFound(frozenset(copies), frozenset(keys), frozenset(pictures))
 
 
 @dataclass(frozen=True)
@@ -112,26 +174,46 @@ class RuleInspector:
         card.fail_integrity("asset.unknown_type", f"Unknown asset type {asset.type}.")
         return InspectedAsset(check=card.finish())
 
-    def cross_check(self, session: Session, asset: Asset, found: InspectedAsset) -> InspectedAsset:
-        """Add the reuse findings of indexed lookups on other rifts' assets."""
+    def cross_check(
+        self, session: Session, rift_id: str, assets: Sequence[ToCrossCheck]
+    ) -> list[InspectedAsset]:
+        """Add the reuse findings of other rifts' assets, looked up for all at once."""
+        found = reuse_elsewhere(
+            session,
+            rift_id,
+            sha256s={a.sha256 for a in assets if a.type is AssetType.FILE and a.sha256},
+            fingerprints={
+                a.key_fingerprint
+                for a in assets
+                if a.type is AssetType.LICENSE_KEY and a.key_fingerprint
+            },
+            phashes={
+                a.found.phash
+                for a in assets
+                if a.type is AssetType.FILE and a.found.phash is not None
+            },
+            thresholds=self.thresholds,
+        )
+        return [self._with_reuse(asset, found) for asset in assets]
+
+    def _with_reuse(self, asset: ToCrossCheck, reuse: ReuseFound) -> InspectedAsset:
+        found = asset.found
         if asset.type is AssetType.LICENSE_KEY:
             key_check = apply_key_reuse(
                 found.check,
-                reused_on_other_rift=key_reused_elsewhere(session, asset),
+                reused_on_other_rift=asset.key_fingerprint in reuse.reused_keys,
                 thresholds=self.thresholds,
             )
             return replace(found, check=key_check)
         if asset.type is not AssetType.FILE:
             return found
-        if asset.quarantined_at is not None and _file_missing(found.check):
+        if asset.quarantined and _file_missing(found.check):
             return self._quarantined_unchecked()
-        near = found.phash is not None and near_duplicate_elsewhere(
-            session, asset, found.phash, self.thresholds
-        )
         file_check = apply_reuse(
             FileCheck(found.check, sniffed_mime=found.sniffed_mime or "", phash=found.phash),
-            exact_copy_on_other_rift=exact_copy_elsewhere(session, asset),
-            near_duplicate_on_other_rift=near,
+            exact_copy_on_other_rift=asset.sha256 in reuse.copied_sha256s,
+            near_duplicate_on_other_rift=found.phash is not None
+            and reuse.near_duplicate(found.phash, self.thresholds),
             thresholds=self.thresholds,
         )
         return replace(found, check=file_check.check)

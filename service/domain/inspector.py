@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -52,6 +53,18 @@ class AssetContent:
         )
 
 
+@dataclass(frozen=True)
+class ToCrossCheck:
+    """An examined asset with what its reuse lookups need, read under the proof's lock."""
+
+    type: AssetType
+    sha256: str | None
+    key_fingerprint: str | None
+    # Quarantined by a scan (possibly after the content was read): see RuleInspector.
+    quarantined: bool
+    found: InspectedAsset
+
+
 class AssetInspector(Protocol):
     """The rules bound to storage: content first (no session), then the reuse lookups."""
 
@@ -59,6 +72,9 @@ class AssetInspector(Protocol):
         """Check one asset's content; runs with no database session open."""
         ...
 
-    def cross_check(self, session: Session, asset: Asset, found: InspectedAsset) -> InspectedAsset:
-        """Add what indexed lookups on other rifts find (the same file, key or picture)."""
+    def cross_check(
+        self, session: Session, rift_id: str, assets: Sequence[ToCrossCheck]
+    ) -> list[InspectedAsset]:
+        """Add what indexed lookups on rifts other than rift_id find (the same file, key or
+        picture), for all of a proof's assets in one round trip."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.blobs import LocalBlobStore
 from service.domain.clock import new_id, utcnow
-from service.domain.inspector import AssetContent, InspectedAsset
+from service.domain.inspector import AssetContent, InspectedAsset, ToCrossCheck
 from service.domain.verdicts import ReleasePolicy, VerdictRules
 from service.domain.verification import check_proof
 from service.inspection import RuleInspector
@@ -33,8 +34,10 @@ class WatchedInspector:
         self.examined.append(asset.id)
         return self.inner.examine(asset)
 
-    def cross_check(self, session: Session, asset: Asset, found: InspectedAsset) -> InspectedAsset:
-        return self.inner.cross_check(session, asset, found)
+    def cross_check(
+        self, session: Session, rift_id: str, assets: Sequence[ToCrossCheck]
+    ) -> list[InspectedAsset]:
+        return self.inner.cross_check(session, rift_id, assets)
 
 
 def test_files_are_examined_with_no_connection_checked_out(
