@@ -145,12 +145,13 @@ def _report(cfg: Config, sides: dict[str, Side], costs: dict[str, DatabaseCost])
         )
         for sample in [s for r in side.runs for s in r.error_samples][:2]:
             print(f"      error sample: {sample}")
-    for name, cost in costs.items():
-        trips = f"{cost.round_trips} round trips" if name == "postgresql" else "in-process"
-        print(
-            f"    database per submission, {name}: {cost.statements} statements "
-            f"(BEGIN and COMMIT not counted), {trips}"
-        )
+    pg, lite = costs["postgresql"], costs["sqlite"]
+    print(
+        f"    database per submission: PostgreSQL {pg.statements} statements and "
+        f"{pg.round_trips} round trips (BEGIN and COMMIT not counted as statements, counted "
+        f"as round trips); SQLite {lite.statements} statements (its explicit BEGINs "
+        "included), in-process"
+    )
     figures = []
     for name in ("postgresql", "sqlite"):
         side = sides[name]
@@ -175,12 +176,11 @@ def _report(cfg: Config, sides: dict[str, Side], costs: dict[str, DatabaseCost])
                 else None,
             )
         )
-    pg = costs["postgresql"]
     figures.append(
         Figure(
             "3 database per submission (info)",
             f"PostgreSQL {pg.statements} statements, {pg.round_trips} round trips; "
-            f"SQLite {costs['sqlite'].statements} statements",
+            f"SQLite {lite.statements} statements",
             "-",
             "-",
             "(reported)",
