@@ -279,11 +279,19 @@ _PROOF_WITH_ASSETS = (
     .order_by(Asset.position)
 )
 # The statements of the verification and scan jobs, built once (building one costs more
-# than running it). The lock is on the proof row only: the assets are read with it.
-_LOCK_PROOF = _PROOF_WITH_ASSETS.where(Proof.id == bindparam("proof_id")).with_for_update(of=Proof)
-_LOCK_PROOF_OF_ASSET = _PROOF_WITH_ASSETS.where(
-    Proof.id == select(Asset.proof_id).where(Asset.id == bindparam("asset_id")).scalar_subquery()
-).with_for_update(of=Proof)
+# than running it). The lock is taken by a statement of its own and the assets are read
+# by the next one: under READ COMMITTED a statement that waited for the lock still reads
+# the rows it joins as they were when it started, so one locking join would miss the scan
+# or the checks committed while it waited, and neither job would decide the verdict.
+_LOCK_PROOF = select(Proof.id).where(Proof.id == bindparam("proof_id")).with_for_update()
+_LOCK_PROOF_OF_ASSET = (
+    select(Proof.id)
+    .where(
+        Proof.id
+        == select(Asset.proof_id).where(Asset.id == bindparam("asset_id")).scalar_subquery()
+    )
+    .with_for_update()
+)
 _PROOF_WITH_ASSETS = _PROOF_WITH_ASSETS.where(Proof.id == bindparam("proof_id"))
 _LOCK_RIFT = (
     select(
@@ -405,7 +413,12 @@ def _proof_state(rows: Sequence[Row[Any]]) -> ProofState | None:
 
 
 def _lock_proof(session: Session, statement: Select[Any], params: dict[str, str]) -> ProofState:
-    proof = _proof_state(session.connection().execute(statement, params).all())
+    """Lock the proof row, then read it and its assets as they are once the lock is held."""
+    conn = session.connection()
+    proof_id = conn.execute(statement, params).scalar_one_or_none()
+    proof = None
+    if proof_id is not None:
+        proof = _proof_state(conn.execute(_PROOF_WITH_ASSETS, {"proof_id": proof_id}).all())
     if proof is None:
         raise ProofMissing(f"no proof for {params}")
     return proof
