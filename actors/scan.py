@@ -12,7 +12,7 @@ from actors.services import WorkerServices
 from service.db import autocommit_reads
 from service.domain.jobs import PermanentJobError
 from service.domain.queues import SCAN_ASSET
-from service.domain.verification import StoredAsset, engine_of, record_scan, scan_note
+from service.domain.verification import StoredAsset, record_scan, scan_note
 from service.models import Asset, ScanStatus
 
 _SCAN_SUBJECT = select(
@@ -31,7 +31,7 @@ def register(
 
     def scan_asset(asset_id: str) -> dict[str, Any]:
         # One statement, no transaction around it (the lock is record_scan's).
-        with autocommit_reads(engine_of(services.sessions)) as conn:
+        with autocommit_reads(services.sessions) as conn:
             asset = conn.execute(_SCAN_SUBJECT, {"asset_id": asset_id}).one_or_none()
             if asset is None:
                 raise PermanentJobError(f"no asset {asset_id}")

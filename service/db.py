@@ -214,12 +214,14 @@ def pipeline_rest(session: Session) -> None:
 
 
 @contextmanager
-def autocommit_reads(engine: Engine) -> Iterator[Connection]:
+def autocommit_reads(sessions: SessionFactory) -> Iterator[Connection]:
     """A connection for single-statement reads: no BEGIN or ROLLBACK round trips around them.
 
     Each statement sees its own snapshot, so use it where one statement answers the
     question. SQLite reads are local: they keep the engine's deferred transactions.
     """
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, Engine)
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")

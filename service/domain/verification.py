@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.db import SessionFactory, autocommit_reads, pipeline_rest, transaction
@@ -62,7 +62,7 @@ def check_proof(
     reads the locked proof with its assets (one statement), the reuse lookups of all of
     them (one), the rift if this decides (two); its writes go with the COMMIT.
     """
-    with autocommit_reads(engine_of(sessions)) as conn:
+    with autocommit_reads(sessions) as conn:
         read = _proof_state(conn.execute(_PROOF_WITH_ASSETS, {"proof_id": proof_id}).all())
     if read is None:
         raise ProofMissing(f"no proof {proof_id}")
@@ -379,13 +379,6 @@ _PROOF_VALID = (
 # Inline: no RETURNING of generated keys, which pipeline mode could not read back.
 _INSERT_EVENT = insert(RiftEvent).inline()
 _INSERT_BANDS = insert(ImageHashBand).inline()
-
-
-def engine_of(sessions: SessionFactory) -> Engine:
-    """The engine sessions are bound to, for reads outside a session (autocommit_reads)."""
-    bind = sessions.kw["bind"]
-    assert isinstance(bind, Engine)
-    return bind
 
 
 def _proof_state(rows: Sequence[Row[Any]]) -> ProofState | None:

@@ -72,8 +72,7 @@ class UnitOfWork:
 
     def read_once(self) -> AbstractContextManager[Connection]:
         """A connection for one-statement reads, without a transaction's round trips."""
-        engine = self.sessions.kw["bind"]
-        return autocommit_reads(engine)
+        return autocommit_reads(self.sessions)
 
     def _send(self, jobs: Sequence[JobMessage], claimed_at: datetime) -> None:
         if not jobs:
