@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from actors import cleanup, scan, verification
 from actors.heartbeat import WorkerHeartbeat
+from actors.inspection_warm_up import InspectionWarmUp
 from actors.job_records import JobRecords
 from actors.services import WorkerServices
 from actors.tracking import JobTracking
@@ -23,9 +24,9 @@ from service.blobs import blob_store_from_settings
 from service.db import SessionFactory, create_db_engine, create_session_factory
 from service.domain.clock import new_id, utcnow
 from service.domain.final_failures import CompensationServices, compensate_final_failure
-from service.domain.queues import job_kind
+from service.domain.queues import VERIFY_PROOF, job_kind
 from service.domain.verdicts import ReleasePolicy, VerdictRules
-from service.inspection import build_inspector
+from service.inspection import RuleInspector, build_inspector
 from service.models import Job
 from service.observability.logs import configure_logging
 from service.observability.sentry import init_sentry, report_final_failure
@@ -136,6 +137,10 @@ def setup(settings: Settings | None = None, *, prometheus: bool = True) -> drama
         broker.add_middleware(PrometheusFromBoot(), before=AgeLimit)
     dramatiq.set_broker(broker)
     services = build_services(settings, broker, WorkerMetrics(), sessions)
+    if isinstance(services.inspect, RuleInspector):  # the rules' own, with a fork server
+        broker.add_middleware(
+            InspectionWarmUp(services.inspect.files.prepare, VERIFY_PROOF.queue_name)
+        )
     reporter.services = services
     register_actors(broker, services)
     return broker

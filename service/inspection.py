@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from service.blobs import BlobStore
-from service.domain.inspector import AssetContent, AssetInspector, InspectedAsset, ToCrossCheck
+from service.domain.inspector import AssetContent, InspectedAsset, ToCrossCheck
 from service.models import Asset, AssetType, ImageHashBand
 from service.verification.budget import BudgetedInspector
 from service.verification.files import FileCheck, apply_reuse
@@ -270,6 +270,6 @@ def _file_missing(check: AssetCheck) -> bool:
 
 def build_inspector(
     blobs: BlobStore, vault: LicenseKeyVault, thresholds: VerificationThresholds
-) -> AssetInspector:
+) -> RuleInspector:
     """Bind the rules to storage, the key vault and the thresholds."""
     return RuleInspector(blobs, vault, thresholds)

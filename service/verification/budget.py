@@ -100,6 +100,11 @@ class BudgetedInspector:
                 return _as_check(outcome, thresholds)
         raise InspectorUnavailable("no inspection child started to check the file")
 
+    def prepare(self) -> None:
+        """Start the fork server (and its warm-up) now, not at the first file."""
+        with self._lock:
+            self._running_control()
+
     @property
     def server_pid(self) -> int | None:
         """The fork server's process id, once started (for operators and tests)."""
