@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--timeouts",
-        default="1000,50,20",
+        default="1000,20",
         help="dramatiq_worker_timeout values (ms) for time to verdict; the first is the baseline",
     )
     parser.add_argument(

@@ -33,9 +33,10 @@ def _stat(pid: int) -> tuple[ProcessKey, float] | None:
 
 def children(pid: int) -> list[int]:
     found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(p) for p in (task / "children").read_text().split()]
+    with contextlib.suppress(OSError):  # the process may have ended meanwhile
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                found += [int(p) for p in (task / "children").read_text().split()]
     return found
 
 

@@ -136,6 +136,7 @@ class BenchRun:
         self.verbose = verbose
         self._stack = contextlib.ExitStack()
         self._procs: list[Proc] = []
+        self._clamd_address: str | None = None
 
     # -- lifecycle
     def __enter__(self) -> BenchRun:
@@ -317,7 +318,9 @@ class BenchRun:
         return proc
 
     def clamd(self) -> str:
-        """Start a clamd with the project's offline signatures; return its address."""
+        """The run's clamd (the project's offline signatures), started on first use."""
+        if self._clamd_address is not None:
+            return self._clamd_address  # stateless: measurements share one
         port = free_port()
         runtime = self.path("clamd")
         subprocess.run(
@@ -332,7 +335,8 @@ class BenchRun:
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
 
         self._stack.callback(stop)
-        return f"tcp://127.0.0.1:{port}"
+        self._clamd_address = f"tcp://127.0.0.1:{port}"
+        return self._clamd_address
 
 
 def wipe_redis_keys(client: redis.Redis, pattern: str = "dramatiq:*") -> None:
