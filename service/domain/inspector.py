@@ -9,7 +9,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from service.models import Asset, AssetType
+from service.models import AssetType
 from service.verification.issues import AssetCheck
 
 
@@ -21,6 +21,34 @@ class InspectedAsset:
     sniffed_mime: str | None = None
     phash: int | None = None
     phash_bands: tuple[int, ...] = ()
+
+
+class AssetRow(Protocol):
+    """An asset as stored: a loaded row, or the verification job's read of one."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def rift_id(self) -> str: ...
+
+    @property
+    def type(self) -> AssetType: ...
+
+    @property
+    def storage_key(self) -> str | None: ...
+
+    @property
+    def declared_mime(self) -> str | None: ...
+
+    @property
+    def size_bytes(self) -> int | None: ...
+
+    @property
+    def value_text(self) -> str | None: ...
+
+    @property
+    def value_encrypted(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True)
@@ -38,8 +66,8 @@ class AssetContent:
     uploaded_at: datetime
 
     @classmethod
-    def of(cls, asset: Asset, uploaded_at: datetime) -> AssetContent:
-        """Copy what the inspection reads from a loaded asset row."""
+    def of(cls, asset: AssetRow, uploaded_at: datetime) -> AssetContent:
+        """Copy what the inspection reads from an asset row."""
         return cls(
             id=asset.id,
             rift_id=asset.rift_id,

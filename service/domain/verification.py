@@ -69,7 +69,11 @@ def check_proof(
     contents = (
         []
         if read.checks_done_at is not None
-        else [_content(a, as_utc(read.submitted_at)) for a in read.assets if a.deleted_at is None]
+        else [
+            AssetContent.of(a, as_utc(read.submitted_at))
+            for a in read.assets
+            if a.deleted_at is None
+        ]
     )
 
     examined = dict(zip((c.id for c in contents), _examine_all(inspect, contents), strict=True))
@@ -415,20 +419,6 @@ def _lock_proof(session: Session, statement: Select[Any], params: dict[str, str]
     if proof is None:
         raise ProofMissing(f"no proof for {params}")
     return proof
-
-
-def _content(asset: StoredAsset, uploaded_at: datetime) -> AssetContent:
-    return AssetContent(
-        id=asset.id,
-        rift_id=asset.rift_id,
-        type=asset.type,
-        storage_key=asset.storage_key,
-        declared_mime=asset.declared_mime,
-        size_bytes=asset.size_bytes,
-        value_text=asset.value_text,
-        value_encrypted=asset.value_encrypted,
-        uploaded_at=uploaded_at,
-    )
 
 
 def _distrust_partial_clean(
