@@ -93,18 +93,23 @@ class RiskAssessment:
             )
 
 
+def system_note_row(rift_id: str, kind: str, reason: str, now: datetime) -> dict[str, object]:
+    """The event-log row of something the system records without changing the status."""
+    return {
+        "rift_id": rift_id,
+        "actor_role": ActorRole.SYSTEM,
+        "actor_id": None,
+        "from_status": None,
+        "to_status": None,
+        "kind": kind,
+        "reason": reason,
+        "created_at": now,
+    }
+
+
 def system_note(rift_id: str, kind: str, reason: str, now: datetime) -> RiftEvent:
     """An event the system records on a rift without changing its status."""
-    return RiftEvent(
-        rift_id=rift_id,
-        actor_role=ActorRole.SYSTEM,
-        actor_id=None,
-        from_status=None,
-        to_status=None,
-        kind=kind,
-        reason=reason,
-        created_at=now,
-    )
+    return RiftEvent(**system_note_row(rift_id, kind, reason, now))
 
 
 def create_rift(

@@ -15,7 +15,12 @@ from service.db import SessionFactory, autocommit_reads, pipeline_rest, transact
 from service.domain.clock import Clock, IdFactory, as_utc
 from service.domain.inspector import AssetContent, AssetInspector, InspectedAsset, ToCrossCheck
 from service.domain.jobs import PermanentJobError
-from service.domain.rifts import check_transition, transition_event, transition_values
+from service.domain.rifts import (
+    check_transition,
+    system_note_row,
+    transition_event,
+    transition_values,
+)
 from service.domain.verdicts import FinalVerdict, VerdictRules
 from service.models import (
     ActorRole,
@@ -191,7 +196,7 @@ def record_scan(
                 conn.execute(
                     _INSERT_EVENT,
                     [
-                        _note(
+                        system_note_row(
                             asset.rift_id,
                             "asset_quarantined",
                             f"asset {asset.id} infected ({signature}); quarantined",
@@ -620,20 +625,6 @@ def _store_decision(
         submitted_at=as_utc(proof.submitted_at),
         decided_at=now,
     )
-
-
-def _note(rift_id: str, kind: str, reason: str, now: datetime) -> dict[str, Any]:
-    """An event the system records on a rift without changing its status."""
-    return {
-        "rift_id": rift_id,
-        "actor_role": ActorRole.SYSTEM,
-        "actor_id": None,
-        "from_status": None,
-        "to_status": None,
-        "kind": kind,
-        "reason": reason,
-        "created_at": now,
-    }
 
 
 def stored_check(asset: StoredAsset | Asset, thresholds: VerificationThresholds) -> AssetCheck:

@@ -18,7 +18,11 @@ SCAN_WORKER_GRACE_S = 3.0
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below pid (Linux /proc)."""
+    """Every process below pid, by parent pid (Linux /proc).
+
+    Not tests.monitoring.stack.child_pids: that reads the main thread's children only, and
+    the inspection server is started from the warm-up thread.
+    """
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
