@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.commit_outcome import SETTLE_WITHIN_S, begin_with_id, committed
 from service.observability.redaction import redact_database_error, redact_driver_error
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -128,25 +129,83 @@ def create_session_factory(engine: Engine) -> SessionFactory:
 
 
 @contextmanager
-def transaction(sessions: SessionFactory) -> Iterator[Session]:
+def transaction(sessions: SessionFactory, *, settle_commit: bool = False) -> Iterator[Session]:
     """Open a session in one write transaction: committed on success, rolled back on error.
 
     A session opened without it (`with sessions() as session:`) is for reads: on SQLite it
     begins deferred and must not write (see `create_db_engine`).
+
+    With `settle_commit` (the API's unit of work), a COMMIT whose answer the broken
+    connection lost is settled with PostgreSQL before this returns or raises
+    (service/commit_outcome.py): it returns if the transaction committed, re-raises the
+    connection's error if it did not, and raises CommitOutcomeUnknown if the database
+    stays away too long to tell. Workers need none of it: a job that errs runs again, and
+    finds its work done. Any transaction whose COMMIT was answered before the connection
+    broke counts as committed.
     """
-    with sessions() as session, session.begin():
-        session.connection(execution_options={WRITE_OPTION: True})
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, Engine)
+    settling = settle_commit and engine.dialect.driver == "psycopg"
+    with sessions() as session:
+        session.begin()
+        conn = session.connection(execution_options=_SETTLED_WRITES if settling else _WRITES)
+        xid = begin_with_id(conn) if settling else None
         try:
             yield session
+            if _PIPELINE in session.info:
+                _check_nothing_left_for_the_orm(session)
+            else:
+                session.flush()  # its errors are the statements': nothing was committed
         except BaseException:
             pipeline = session.info.pop(_PIPELINE, None)
             if pipeline is not None:
                 pipeline.abandon()
+            raise  # closing the session rolls back
+        if not _commit(session, engine, xid):
+            # Committed, on a connection now gone: what the caller loaded stays loaded,
+            # as after any commit (a rollback would expire it), and the session lets go.
+            session.expunge_all()
+            session.rollback()
+
+
+_WRITES = {WRITE_OPTION: True}
+# psycopg would send its own BEGIN; the settled transaction sends BEGIN with its id query.
+_SETTLED_WRITES = {WRITE_OPTION: True, "isolation_level": "AUTOCOMMIT"}
+
+
+def _check_nothing_left_for_the_orm(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("ORM changes made after pipeline_rest(); make them before it")
+
+
+def _commit(session: Session, engine: Engine, xid: str | None) -> bool:
+    """COMMIT; False if it committed but the connection broke (SQLAlchemy must not commit)."""
+    pipeline: _WritePipeline | None = session.info.pop(_PIPELINE, None)
+    if pipeline is None and xid is None:
+        session.commit()
+        return True
+    try:
+        alive = pipeline.commit() if pipeline is not None else _commit_on_driver(session)
+    except DBAPIError as exc:
+        if xid is None or not exc.connection_invalidated:
+            raise  # a statement's error rolled it back, or a worker's job will run again
+        if not committed(engine, xid, exc, SETTLE_WITHIN_S):
             raise
-        pipeline = session.info.pop(_PIPELINE, None)
-        if pipeline is not None:
-            pipeline.commit()
-        # Then SQLAlchemy commits: after a pipeline's COMMIT there is nothing left to send.
+        alive = False
+    if alive:
+        session.commit()  # after the driver's COMMIT there is nothing left to send
+    return alive
+
+
+def _commit_on_driver(session: Session) -> bool:
+    """Send the settled transaction's COMMIT (psycopg in autocommit mode still sends it)."""
+    conn = session.connection()
+    driver: Any = conn.connection.driver_connection
+    try:
+        driver.commit()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy_error(conn, driver, exc) from exc
+    return True
 
 
 class _WritePipeline:
@@ -165,37 +224,47 @@ class _WritePipeline:
         self.pipeline = driver.pipeline()
         self.pipeline.__enter__()
 
-    def commit(self) -> None:
-        """Send the queued writes and COMMIT in one round trip; raise the first error."""
+    def commit(self) -> bool:
+        """Send the queued writes and COMMIT in one round trip; raise the first error.
+
+        False if the connection broke after the COMMIT was answered: that transaction is
+        committed, and the broken connection is invalidated.
+        """
+        answer = None
         try:
-            self.driver.execute("COMMIT")
+            answer = self.driver.execute("COMMIT")
             self.pipeline.__exit__(None, None, None)
         except self.conn.dialect.loaded_dbapi.Error as exc:
             self.abandon()
-            raise self._wrapped(exc) from exc
+            if answer is not None and answer.statusmessage == "COMMIT":
+                self.conn.invalidate(exc)
+                return False
+            raise _as_sqlalchemy_error(self.conn, self.driver, exc) from exc
+        return True
 
     def abandon(self) -> None:
         """Leave pipeline mode after an error (what was queued is rolled back)."""
         with suppress(Exception):
             self.pipeline.__exit__(None, None, None)
 
-    def _wrapped(self, exc: Exception) -> Exception:
-        """The error as SQLAlchemy raises it from an execute, redacted the same way."""
-        dialect = self.conn.dialect
-        disconnected = dialect.is_disconnect(exc, self.driver, None)  # type: ignore[arg-type]
-        if disconnected:
-            self.conn.invalidate(exc)
-        wrapped = DBAPIError.instance(
-            None,
-            None,
-            exc,
-            dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=disconnected,
-            dialect=dialect,
-        )
-        redact_driver_error(exc, wrapped)
-        return wrapped
+
+def _as_sqlalchemy_error(conn: Connection, driver: Any, exc: Exception) -> Exception:
+    """The driver's error as SQLAlchemy raises it from an execute, redacted the same way."""
+    dialect = conn.dialect
+    disconnected = dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+    if disconnected:
+        conn.invalidate(exc)
+    wrapped = DBAPIError.instance(
+        None,
+        None,
+        exc,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=disconnected,
+        dialect=dialect,
+    )
+    redact_driver_error(exc, wrapped)
+    return wrapped
 
 
 def pipeline_rest(session: Session) -> None:

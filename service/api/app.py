@@ -14,6 +14,7 @@ from service.api.edge import LengthRequiredMiddleware
 from service.api.errors import (
     DATABASE_UNAVAILABLE,
     handle_blob_store_unavailable,
+    handle_commit_outcome_unknown,
     handle_database_unavailable,
     handle_domain_error,
     serialize_http_error,
@@ -42,6 +43,7 @@ from service.api.resources.rifts import (
     RiftTransitions,
 )
 from service.blobs import BlobStoreUnavailable
+from service.commit_outcome import CommitOutcomeUnknown
 from service.domain.correlation import set_request_id
 from service.domain.errors import DomainError
 from service.domain.intake import IntakeLimits, ProofIntake
@@ -93,6 +95,7 @@ def create_app(ctx: ApiContext, *, metrics: ApiMetrics, queue_stats: QueueStats)
     app.add_error_handler(DomainError, handle_domain_error)
     app.add_error_handler(DATABASE_UNAVAILABLE, handle_database_unavailable)
     app.add_error_handler(BlobStoreUnavailable, handle_blob_store_unavailable)
+    app.add_error_handler(CommitOutcomeUnknown, handle_commit_outcome_unknown)
     app.set_error_serializer(serialize_http_error)
 
     # Each resource gets only the services it calls.

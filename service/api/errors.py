@@ -8,6 +8,7 @@ from typing import Any
 import falcon
 from sqlalchemy import exc as db_errors
 
+from service.commit_outcome import CommitOutcomeUnknown
 from service.domain import errors
 from service.observability.redaction import safe_error_text
 
@@ -97,6 +98,24 @@ def handle_blob_store_unavailable(
         "message": (
             "file storage is unavailable right now; nothing was saved, "
             f"send the same request again in {BLOB_STORE_RETRY_AFTER_S} seconds"
+        ),
+    }
+
+
+def handle_commit_outcome_unknown(
+    req: falcon.Request, resp: falcon.Response, error: CommitOutcomeUnknown, params: Any
+) -> None:
+    """503 that says the truth: the request may have been saved, so look before resending."""
+    log.error("commit outcome unknown: answered 503", extra={"error": str(error)})
+    resp.status = falcon.HTTP_503
+    resp.append_header("Retry-After", str(DATABASE_RETRY_AFTER_S))
+    resp.media = {
+        "error": "outcome_unknown",
+        "message": (
+            "the database went away while this request was being saved and has not come "
+            "back to say whether it was: it may have been. Look before sending it again "
+            "(for a proof: GET the rift, whose latest proof shows it), or send it again "
+            "with the same Idempotency-Key, which is answered as the first request was"
         ),
     }
 

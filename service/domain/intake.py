@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from service.blobs import BlobStore, StoredBlob
+from service.commit_outcome import CommitOutcomeUnknown
 from service.domain.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.domain.jobs import NewJob
 from service.domain.proofs import (
@@ -152,6 +153,10 @@ class ProofIntake:
         try:
             submission = self._read_form(form, stored)
             receipt = self._store(rift_id, seller, submission, idempotency_key)
+        except CommitOutcomeUnknown:
+            # The proof may be stored and its assets name these blobs: they stay. If it was
+            # not, the upkeep deletes them as orphans (ORPHAN_GRACE).
+            raise
         except BaseException:
             # Nothing half-written: blobs of a refused or failed submission are removed.
             self._discard(stored)

@@ -57,8 +57,13 @@ class UnitOfWork:
     ids: IdFactory
 
     def run(self, operation: Operation[T]) -> T:
-        """Run operation in a transaction, commit it, then dispatch the jobs it created."""
-        with transaction(self.sessions) as session:
+        """Run operation in a transaction, commit it, then dispatch the jobs it created.
+
+        The commit is settled (`transaction(settle_commit=True)`): an answer that says
+        "nothing was saved" is true, so a client that sends the request again does not
+        store it twice.
+        """
+        with transaction(self.sessions, settle_commit=True) as session:
             now = self.clock()
             session.info[DISPATCH_AFTER_COMMIT] = now
             result, jobs = operation(session, now)
