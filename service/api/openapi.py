@@ -29,7 +29,11 @@ ERROR_MEANINGS = {
     "413": "the body is larger than the limit",
     "415": "the body's media type is not the one this route reads",
     "422": "a field is missing, unknown or invalid; `field` names it",
-    "503": "the database or file storage is unavailable; retry after Retry-After seconds",
+    "503": (
+        "the database or file storage is unavailable; retry after Retry-After seconds "
+        "(`outcome_unknown`: the database went away during the commit and the request may "
+        "have been saved; look before sending it again, or resend with its Idempotency-Key)"
+    ),
 }
 # Every route that reads a body can answer these, whatever it does with the body.
 BODY_ERRORS = ("400", "411", "413", "415", "422")
