@@ -36,6 +36,7 @@ from tests.support.databases import (
     migrate,
 )
 from tests.support.object_store import RunningS3, start_s3_server
+from tests.support.pg_proxy import PostgresProxy
 from tests.support.processes import ManagedProcess, wait_for, worker_argv
 from tests.support.settings import test_settings
 from tests.support.summary import reported
@@ -287,3 +288,11 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def proxy() -> Iterator[PostgresProxy]:
+    """A proxy in front of the machine's PostgreSQL that can break a COMMIT (pg_proxy.py)."""
+    proxy = PostgresProxy()
+    yield proxy
+    proxy.close()

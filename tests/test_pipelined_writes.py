@@ -26,20 +26,17 @@ from service.db import (
     pipeline_rest,
     transaction,
 )
-from tests.support.databases import create_postgres_database, drop_postgres_database
+from tests.support.databases import (
+    INSERT_NOTE,
+    NOTES,
+    SCRATCH,
+    create_postgres_database,
+    drop_postgres_database,
+)
 
 SECRET = "seller-text-that-must-not-reach-an-error"
 THREADS = 6
 ROUNDS_PER_THREAD = 40
-
-METADATA = sa.MetaData()
-NOTES = sa.Table(
-    "notes",
-    METADATA,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("body", sa.Text, nullable=False),
-)
-INSERT_NOTE = sa.insert(NOTES).inline()
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +50,12 @@ def postgres_url() -> Iterator[str]:
 def sessions(postgres_url: str) -> Iterator[SessionFactory]:
     # A small pool, so that threads share its connections and any leak shows at once.
     engine = create_db_engine(postgres_url, pool_size=2, max_overflow=0)
-    METADATA.drop_all(engine)
-    METADATA.create_all(engine)
+    SCRATCH.drop_all(engine)
+    SCRATCH.create_all(engine)
     with engine.begin() as conn:
         conn.execute(NOTES.insert(), [{"id": 1, "body": SECRET}])
     yield create_session_factory(engine)
-    METADATA.drop_all(engine)
+    SCRATCH.drop_all(engine)
     engine.dispose()
 
 
@@ -137,7 +134,7 @@ def test_pooled_connections_never_stay_in_pipeline_mode_under_concurrency(
 
 def test_pipeline_rest_is_a_no_op_on_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = create_db_engine(f"sqlite:///{tmp_path / 'notes.sqlite3'}")
-    METADATA.create_all(engine)
+    SCRATCH.create_all(engine)
     sqlite_sessions = create_session_factory(engine)
     with transaction(sqlite_sessions) as session:
         pipeline_rest(session)

@@ -28,17 +28,15 @@ from service.db import (
     pipeline_rest,
     transaction,
 )
-from tests.support.databases import create_postgres_database, drop_postgres_database
+from tests.support.databases import (
+    INSERT_NOTE,
+    NOTES,
+    SCRATCH,
+    create_postgres_database,
+    drop_postgres_database,
+)
 from tests.support.pg_proxy import Cut, PostgresProxy
 
-METADATA = sa.MetaData()
-NOTES = sa.Table(
-    "settled_notes",
-    METADATA,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("body", sa.Text, nullable=False),
-)
-INSERT_NOTE = sa.insert(NOTES).inline()
 # A short wait, so the "server stays away" case takes seconds, not the production 30 s.
 SETTLE_WITHIN_S = 2.0
 
@@ -47,17 +45,10 @@ SETTLE_WITHIN_S = 2.0
 def postgres_url() -> Iterator[str]:
     url = create_postgres_database()
     engine = create_db_engine(url)
-    METADATA.create_all(engine)
+    SCRATCH.create_all(engine)
     engine.dispose()
     yield url
     drop_postgres_database(url)
-
-
-@pytest.fixture
-def proxy() -> Iterator[PostgresProxy]:
-    proxy = PostgresProxy()
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture
@@ -158,7 +149,7 @@ def test_without_settling_a_lost_answer_is_an_error_the_job_retries(sessions, pr
 
 
 class _Base(DeclarativeBase):
-    metadata = METADATA
+    metadata = SCRATCH
 
 
 class Note(_Base):

@@ -91,15 +91,13 @@ def handle_blob_store_unavailable(
     req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
 ) -> None:
     """Answer 503 with Retry-After when the object store does not answer (never a 500)."""
-    resp.status = falcon.HTTP_503
-    resp.append_header("Retry-After", str(BLOB_STORE_RETRY_AFTER_S))
-    resp.media = {
-        "error": "blob_store_unavailable",
-        "message": (
-            "file storage is unavailable right now; nothing was saved, "
-            f"send the same request again in {BLOB_STORE_RETRY_AFTER_S} seconds"
-        ),
-    }
+    _unavailable(
+        resp,
+        "blob_store_unavailable",
+        "file storage is unavailable right now; nothing was saved, "
+        f"send the same request again in {BLOB_STORE_RETRY_AFTER_S} seconds",
+        retry_after_s=BLOB_STORE_RETRY_AFTER_S,
+    )
 
 
 def handle_commit_outcome_unknown(
@@ -107,17 +105,21 @@ def handle_commit_outcome_unknown(
 ) -> None:
     """503 that says the truth: the request may have been saved, so look before resending."""
     log.error("commit outcome unknown: answered 503", extra={"error": str(error)})
+    _unavailable(
+        resp,
+        "outcome_unknown",
+        "the database went away while this request was being saved and has not come "
+        "back to say whether it was: it may have been. Look before sending it again "
+        "(for a proof: GET the rift, whose latest proof shows it), or send it again "
+        "with the same Idempotency-Key, which is answered as the first request was",
+        retry_after_s=DATABASE_RETRY_AFTER_S,
+    )
+
+
+def _unavailable(resp: falcon.Response, code: str, message: str, *, retry_after_s: int) -> None:
     resp.status = falcon.HTTP_503
-    resp.append_header("Retry-After", str(DATABASE_RETRY_AFTER_S))
-    resp.media = {
-        "error": "outcome_unknown",
-        "message": (
-            "the database went away while this request was being saved and has not come "
-            "back to say whether it was: it may have been. Look before sending it again "
-            "(for a proof: GET the rift, whose latest proof shows it), or send it again "
-            "with the same Idempotency-Key, which is answered as the first request was"
-        ),
-    }
+    resp.append_header("Retry-After", str(retry_after_s))
+    resp.media = {"error": code, "message": message}
 
 
 def is_transient(error: Exception) -> bool:
@@ -149,12 +151,10 @@ def handle_database_unavailable(
         raise falcon.HTTPInternalServerError()
     # The operator on call wants to see the outage (or a cause mistaken for one) too.
     log.warning("database unavailable: answered 503", extra={"error": safe_error_text(error)})
-    resp.status = falcon.HTTP_503
-    resp.append_header("Retry-After", str(DATABASE_RETRY_AFTER_S))
-    resp.media = {
-        "error": "database_unavailable",
-        "message": (
-            "the database is unavailable right now; nothing was saved, "
-            f"send the same request again in {DATABASE_RETRY_AFTER_S} seconds"
-        ),
-    }
+    _unavailable(
+        resp,
+        "database_unavailable",
+        "the database is unavailable right now; nothing was saved, "
+        f"send the same request again in {DATABASE_RETRY_AFTER_S} seconds",
+        retry_after_s=DATABASE_RETRY_AFTER_S,
+    )

@@ -12,7 +12,6 @@ may be stored. Answers cover a proof, a JSON transition and a rift's creation.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -24,7 +23,7 @@ from service.db import create_db_engine, create_session_factory
 from service.models import Job, JobState, Proof, Rift
 from tests.support.api import api_test_client, real_api_context
 from tests.support.flows import BUYER, DELIVERY_NOTE, SELLER, funded_rift, submit
-from tests.support.pg_proxy import Cut, PostgresProxy
+from tests.support.pg_proxy import Cut
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -32,13 +31,6 @@ TRACKING = {"tracking_number": "1Z999AA10123456784"}
 NOTE = ("note.txt", DELIVERY_NOTE.encode(), "text/plain")
 # Short, so "the database stays away past the wait" takes seconds.
 SETTLE_WITHIN_S = 2.0
-
-
-@pytest.fixture
-def proxy() -> Iterator[PostgresProxy]:
-    proxy = PostgresProxy()
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture

@@ -53,3 +53,15 @@ def empty_tables(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+
+
+# A scratch table for the tests of the transaction machinery itself (service/db.py), in a
+# database of their own: what they write is theirs, not the application's schema.
+SCRATCH = sa.MetaData()
+NOTES = sa.Table(
+    "notes",
+    SCRATCH,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+INSERT_NOTE = sa.insert(NOTES).inline()
