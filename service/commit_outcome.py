@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
+
+Connect = Callable[[], AbstractContextManager[Connection]]
 
 #: How long a request whose COMMIT answer was lost waits to learn what happened. A
 #: PostgreSQL restart or failover takes seconds to tens of seconds; the API's request
@@ -37,12 +41,11 @@ _STATUS = text("SELECT pg_xact_status(CAST(:xid AS xid8))")
 class CommitOutcomeUnknown(Exception):
     """The COMMIT's answer was lost and the database did not come back to say what it did."""
 
-    def __init__(self, xid: str, waited_s: float, error: BaseException) -> None:
+    def __init__(self, xid: str, waited_s: float) -> None:
         super().__init__(
             f"transaction {xid}: the connection broke during COMMIT and the database "
             f"did not answer for {waited_s:.0f} s whether it committed"
         )
-        self.error = error
 
 
 def begin_with_id(conn: Connection) -> str:
@@ -55,16 +58,17 @@ def begin_with_id(conn: Connection) -> str:
     return str(row[0])
 
 
-def committed(engine: Engine, xid: str, error: BaseException, within_s: float) -> bool:
+def committed(connect: Connect, xid: str, error: BaseException, within_s: float) -> bool:
     """Whether transaction xid committed, asked on new connections until the server answers.
 
+    `connect` opens an autocommit connection (one round trip per question, no BEGIN).
     True: committed; False: rolled back (or never reached the COMMIT). Raises
     CommitOutcomeUnknown when no answer comes within `within_s`.
     """
     started = time.monotonic()
     delay = _FIRST_DELAY_S
     while True:
-        status = _status(engine, xid)
+        status = _status(connect, xid)
         if status in ("committed", "aborted"):
             log.warning(
                 "connection lost during COMMIT; settled with the database",
@@ -73,16 +77,15 @@ def committed(engine: Engine, xid: str, error: BaseException, within_s: float) -
             return status == "committed"
         waited = time.monotonic() - started
         if waited + delay > within_s:
-            raise CommitOutcomeUnknown(xid, waited, error) from error
+            raise CommitOutcomeUnknown(xid, waited) from error
         # "in progress": the server has not noticed the client went away yet.
         time.sleep(delay)
         delay = min(delay * 2, _MAX_DELAY_S)
 
 
-def _status(engine: Engine, xid: str) -> str | None:
+def _status(connect: Connect, xid: str) -> str | None:
     try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        with connect() as conn:
             status: str | None = conn.execute(_STATUS, {"xid": xid}).scalar_one_or_none()
             return status
     except DBAPIError:

@@ -185,11 +185,15 @@ def _commit(session: Session, engine: Engine, xid: str | None) -> bool:
         session.commit()
         return True
     try:
-        alive = pipeline.commit() if pipeline is not None else _commit_on_driver(session)
+        if pipeline is not None:
+            alive = pipeline.commit()
+        else:
+            _commit_on_driver(session)
+            alive = True
     except DBAPIError as exc:
         if xid is None or not exc.connection_invalidated:
             raise  # a statement's error rolled it back, or a worker's job will run again
-        if not committed(engine, xid, exc, SETTLE_WITHIN_S):
+        if not committed(lambda: _autocommit(engine), xid, exc, SETTLE_WITHIN_S):
             raise
         alive = False
     if alive:
@@ -197,7 +201,7 @@ def _commit(session: Session, engine: Engine, xid: str | None) -> bool:
     return alive
 
 
-def _commit_on_driver(session: Session) -> bool:
+def _commit_on_driver(session: Session) -> None:
     """Send the settled transaction's COMMIT (psycopg in autocommit mode still sends it)."""
     conn = session.connection()
     driver: Any = conn.connection.driver_connection
@@ -205,7 +209,6 @@ def _commit_on_driver(session: Session) -> bool:
         driver.commit()
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _as_sqlalchemy_error(conn, driver, exc) from exc
-    return True
 
 
 class _WritePipeline:
@@ -291,6 +294,12 @@ def autocommit_reads(sessions: SessionFactory) -> Iterator[Connection]:
     """
     engine = sessions.kw["bind"]
     assert isinstance(engine, Engine)
+    with _autocommit(engine) as conn:
+        yield conn
+
+
+@contextmanager
+def _autocommit(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
