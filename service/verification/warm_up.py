@@ -16,6 +16,7 @@ action, EXIF in a JPEG and a WebP, OOXML manifests, markup in text).
 
 from __future__ import annotations
 
+import codecs
 import io
 import tempfile
 import zipfile
@@ -36,9 +37,18 @@ PROSE = (
 ) * 4
 
 
+# The codecs a PDF string can select by its first bytes (a byte-order mark: pypdf's
+# create_string_object). No sample can take all those paths: an encrypted PDF's strings
+# decrypt to random bytes, so which codec a file loads is chance, and a codec is a module
+# imported on first use. All of them are looked up here, once.
+PDF_STRING_CODECS = ("utf-8", "utf-16", "utf-16-be", "utf-16-le", "latin-1", "charmap")
+
+
 def warm_up(thresholds: VerificationThresholds | None = None) -> int:
     """Check every sample file in-process; return how many were checked."""
     thresholds = thresholds or VerificationThresholds()
+    for codec in PDF_STRING_CODECS:
+        codecs.lookup(codec)
     checked = 0
     with tempfile.TemporaryDirectory(prefix="rift-warm-up-") as folder:
         for name, build in SAMPLES.items():
