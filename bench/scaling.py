@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from bench.harness import BenchRun, Figure, Spread, ratios, wipe_redis_keys
 from bench.job_overhead import Config as DrainConfig
 from bench.job_overhead import _enqueue_project as enqueue_project_jobs
-from bench.job_overhead import drain as drain_queue
+from bench.job_overhead import drain
 
 PROJECT_STACK = "bench.stacks:project"
 
@@ -45,8 +45,8 @@ def run(bench: BenchRun, cfg: Config) -> list[Figure]:
             for n in order:
                 wipe_redis_keys(bench.redis)
                 enqueue_project_jobs(settings, cfg.jobs)
-                drain = DrainConfig(jobs=cfg.jobs, processes=n, threads=cfg.threads)
-                rates[n].append(drain_queue(bench, f"scaling-{n}p", PROJECT_STACK, env, drain).rate)
+                workers = DrainConfig(jobs=cfg.jobs, processes=n, threads=cfg.threads)
+                rates[n].append(drain(bench, f"scaling-{n}p", PROJECT_STACK, env, workers).rate)
             bench.log(
                 f"round {round_no + 1}: "
                 + ", ".join(f"{n} proc {rates[n][-1]:.0f}/s" for n in counts)

@@ -140,9 +140,11 @@ class PostgresServer:
             argv, capture_output=True, text=True, timeout=START_TIMEOUT_S + 30, cwd="/"
         )
         if result.returncode != 0:
+            error = subprocess.CalledProcessError(
+                result.returncode, argv, result.stdout, result.stderr
+            )
             # What pg_ctl said, and the server's own log: the directory is gone after the test.
             log = self.directory / "postgres.log"
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise subprocess.CalledProcessError(
-                result.returncode, argv, result.stdout, result.stderr
-            ) from RuntimeError(f"{binary}: {result.stdout}{result.stderr}\npostgres.log:\n{tail}")
+            error.add_note(f"{binary}: {result.stdout}{result.stderr}\npostgres.log:\n{tail}")
+            raise error
