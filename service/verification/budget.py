@@ -6,7 +6,7 @@ child forked from a small fork server (service/verification/budget_server.py, st
 per worker process; the threaded worker itself is never forked), with RLIMIT_AS set to
 what the child maps plus the memory budget, and given up on at the wall-clock budget. An
 overrun, or a child that dies, is an issue on the file, never a failed job. The child
-arms its own alarm at the budget, so a late child ends itself and is never killed by pid.
+arms its own alarm just past the budget, so a late child ends itself and is never killed by pid.
 
 Chosen over cooperative budgets checked in loops because those cannot interrupt C code
 (zlib, libmagic, Pillow's decoders) and cannot bound memory at all. Chosen over
@@ -199,7 +199,9 @@ def _await_answer(answer: socket.socket, deadline: float) -> FileCheck | str:
     except TimeoutError:
         return "timeout"
     except (EOFError, OSError, pickle.UnpicklingError):
-        return "crashed"
+        # Past the deadline, a cut answer is the child's own alarm seen before this
+        # thread's timeout (a loaded machine wakes it late): the file had its whole budget.
+        return "timeout" if time.monotonic() >= deadline else "crashed"
     if isinstance(message, FileCheck) or message in ("memory", "crashed"):
         return message  # type: ignore[no-any-return]
     return "crashed"

@@ -37,6 +37,7 @@ READY = b"ready"
 STARTED = b"s"
 # A proof's files are checked at once (a small proof has two), each in its own child.
 SPARE_CHILDREN = 2
+ALARM_GRACE_S = 0.25
 
 
 def serve(control: socket.socket) -> None:
@@ -139,12 +140,15 @@ def _child(answer: socket.socket, request: bytes) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         arguments: dict[str, Any] = pickle.loads(request)  # noqa: S301 - from our own parent
         _limit_address_space(arguments.pop("memory_bytes"))
-        # The child ends itself at the budget (SIGALRM's default action terminates it), so
-        # nobody has to kill it by a pid that may already name another process; RLIMIT_CPU
-        # is the kernel's backstop for a child that blocks the alarm.
-        budget_s = max(1, math.ceil(arguments.pop("wall_clock_s")))
-        signal.alarm(budget_s)
-        resource.setrlimit(resource.RLIMIT_CPU, (budget_s + 1, budget_s + 2))
+        # The child ends itself just past the budget (SIGALRM's default action terminates
+        # it), so nobody has to kill it by a pid that may already name another process;
+        # RLIMIT_CPU is the kernel's backstop for a child that blocks the alarm. The grace
+        # lets the client's own deadline, which started before this child had the request,
+        # pass first; the client also counts an answer cut after its deadline as the budget.
+        wall_clock_s: float = arguments.pop("wall_clock_s")
+        signal.setitimer(signal.ITIMER_REAL, wall_clock_s + ALARM_GRACE_S)
+        cpu_s = math.ceil(wall_clock_s) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
         try:
             result: FileCheck | str = check_file(**arguments)
         except MemoryError:

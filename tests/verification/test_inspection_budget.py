@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from PIL import Image
 from proof_fixtures import UPLOADED_AT, build_pdf, codes, prose
 
+from service.verification import budget
 from service.verification.budget import BudgetedInspector
-from service.verification.budget_server import SPARE_CHILDREN
+from service.verification.budget_server import SPARE_CHILDREN, STARTED
 from service.verification.files import FileCheck, check_file
 from service.verification.thresholds import VerificationThresholds
 
@@ -75,12 +79,7 @@ def test_within_budget_the_child_finds_what_the_rules_find_in_process(tmp_path: 
 
 
 def test_an_inspection_past_the_wall_clock_budget_is_an_issue_not_a_hang(tmp_path: Path) -> None:
-    # A PDF whose /Next array takes pypdf seconds to parse (4 s on an idle 2-core machine),
-    # checked under a 1 s budget.
-    harmless = b"<< /S /URI /URI (https://example.com) >> " * 300_000
-    action = b"<< /S /URI /URI (x) /Next [" + harmless + b"] >>"
-    path = tmp_path / "invoice.pdf"
-    path.write_bytes(build_pdf([prose(1500)], annotation_entries=b"/A " + action))
+    path = slow_pdf(tmp_path)
     hurried = replace(DEFAULTS, file_inspection_wall_clock_s=1.0)
     started = time.monotonic()
     result = inspect(path, hurried)
@@ -93,6 +92,63 @@ def test_an_inspection_past_the_wall_clock_budget_is_an_issue_not_a_hang(tmp_pat
     while len(server_children()) > SPARE_CHILDREN and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(server_children()) == SPARE_CHILDREN
+
+
+def slow_pdf(directory: Path) -> Path:
+    """A PDF whose /Next array takes pypdf seconds to parse (4 s on an idle 2-core machine)."""
+    harmless = b"<< /S /URI /URI (https://example.com) >> " * 300_000
+    action = b"<< /S /URI /URI (x) /Next [" + harmless + b"] >>"
+    path = directory / "invoice.pdf"
+    path.write_bytes(build_pdf([prose(1500)], annotation_entries=b"/A " + action))
+    return path
+
+
+def test_an_inspector_killed_within_the_budget_is_a_crash_not_the_budget(
+    tmp_path: Path,
+) -> None:
+    path = slow_pdf(tmp_path)
+    inspector = BudgetedInspector()
+    try:
+        inspector.prepare()
+        spares = waiting_spares(inspector)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                inspector.check_file,
+                path,
+                declared_mime=None,
+                size_bytes=path.stat().st_size,
+                uploaded_at=UPLOADED_AT,
+                thresholds=DEFAULTS,
+            )
+            # When the spare checking the file (the one spending CPU) is killed, by an
+            # operator or the kernel, 9 s before its 10 s budget ends
+            time.sleep(0.5)
+            busy = max(spares & server_children(inspector), key=_cpu_ticks)
+            os.kill(busy, signal.SIGKILL)
+            started = time.monotonic()
+            result = pending.result(timeout=10)
+        # Then the file is reported at once as having stopped its inspector
+        assert time.monotonic() - started < 1.0
+        assert codes(result.check) == {"file.inspection_crashed"}
+        assert not result.check.passed
+    finally:
+        inspector.close()
+
+
+@pytest.mark.parametrize(("seen_at_s", "outcome"), [(0.9, "crashed"), (1.2, "timeout")])
+def test_an_answer_cut_after_the_deadline_is_the_budget_whatever_woke_the_client_first(
+    monkeypatch: pytest.MonkeyPatch, seen_at_s: float, outcome: str
+) -> None:
+    # The child's alarm ends it just after the client's deadline; a client thread woken
+    # late sees the closed socket before its own timeout. The clock is the only thing
+    # faked: the socket, its STARTED byte and its close are real.
+    ours, theirs = socket.socketpair()
+    theirs.sendall(STARTED)
+    theirs.close()
+    readings = iter([0.0, 0.5, seen_at_s])
+    monkeypatch.setattr(budget, "time", SimpleNamespace(monotonic=lambda: next(readings)))
+    with ours:
+        assert budget._await_answer(ours, deadline=1.0) == outcome
 
 
 def test_an_inspection_past_the_memory_budget_is_an_issue_not_a_crash(tmp_path: Path) -> None:
@@ -179,3 +235,8 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
