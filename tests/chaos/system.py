@@ -21,6 +21,7 @@ import redis
 from sqlalchemy import func, select
 
 from actors.queue_stats import HEARTBEAT_KEY
+from service.commit_outcome import SETTLE_WITHIN_S
 from service.db import SessionFactory
 from service.domain.queues import SCAN_ASSET
 from service.models import Asset, Job, JobState, Proof, RiftEvent, RiftStatus, ScanStatus
@@ -35,6 +36,11 @@ from tests.support.processes import ManagedProcess, free_port, worker_argv
 MIN_SUBMISSIONS = 100
 TRACKING = {"tracking_number": "1Z999AA10123456784"}
 VERDICT_TIMEOUT_S = 90.0
+# A submission whose COMMIT answer an outage cut waits for the database to say what became
+# of it, up to SETTLE_WITHIN_S, before the API answers (service/commit_outcome.py); a
+# client that gave up sooner would resend a proof that may be stored. The margin is the
+# request's own work on a loaded machine.
+ANSWER_WITHIN_S = SETTLE_WITHIN_S + 15.0
 POOLS = ("verification", "scan")
 
 
@@ -135,7 +141,7 @@ class ChaosSystem:
     @property
     def client(self) -> HttpClient:
         assert self.api is not None
-        return HttpClient(self.api.url)
+        return HttpClient(self.api.url, timeout_s=ANSWER_WITHIN_S)
 
     def fund_rifts(self, count: int) -> None:
         auth = bearer_headers(self.settings)
@@ -160,7 +166,12 @@ class ChaosSystem:
             if during is not None:
                 during(i)
             figures.submitted += 1
+            sent_at = time.monotonic()
             result = submit(self.client, auth, rift_id, fields=TRACKING, files=[file_for(i)])
+            answered_in_s = round(time.monotonic() - sent_at, 1)
+            figures.notes["slowest_answer_s"] = max(
+                answered_in_s, figures.notes.get("slowest_answer_s", 0.0)
+            )
             if result.status_code == 202:
                 figures.accepted += 1
                 self.accepted.append(result.json["proof_id"])

@@ -114,8 +114,9 @@ class HttpResult:
 class HttpClient:
     """The part of falcon.testing.TestClient that tests.support.flows uses, over real HTTP."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
         self.base_url = base_url
+        self.timeout_s = timeout_s
 
     def simulate_request(
         self,
@@ -130,7 +131,9 @@ class HttpClient:
         if json is not None:
             body = _json_bytes(json)
             all_headers.setdefault("Content-Type", "application/json")
-        status, content = http(method, self.base_url + path, body=body, headers=all_headers)
+        status, content = http(
+            method, self.base_url + path, body=body, headers=all_headers, timeout_s=self.timeout_s
+        )
         return HttpResult(status, content)
 
     def simulate_get(self, path: str, **kwargs: Any) -> HttpResult:
