@@ -2,7 +2,7 @@
 # Start a clamd for Rift with the project's offline signatures, unless one already answers.
 #
 # Usage: start-clamd.sh [--foreground] [--stream-max-length SIZE] [--database-dir DIR]
-#                       RUNTIME_DIR [PORT]
+#                       [--no-cache] RUNTIME_DIR [PORT]
 #
 #   RUNTIME_DIR   where clamd.conf, the signature copy, the pid file, the log and the
 #                 unix socket (RUNTIME_DIR/clamd.ctl) live; created if missing.
@@ -15,6 +15,8 @@
 #   --database-dir DIR
 #                 use DIR as clamd's DatabaseDirectory instead of a copy of
 #                 deploy/clamav/signatures (production: freshclam's /var/lib/clamav).
+#   --no-cache    turn off clamd's cache of clean files' hashes (DisableCache), for a
+#                 benchmark that scans the same bytes twice and must pay for both scans.
 #
 # Default mode starts clamd in the background, waits until it answers PING and exits 0;
 # stop it with: kill "$(cat RUNTIME_DIR/clamd.pid)".
@@ -33,6 +35,7 @@ readonly MAX_SOCKET_PATH_BYTES=107
 foreground=no
 stream_max_length=60M
 database_dir=""
+disable_cache=no
 positional=()
 
 log() { printf 'start-clamd: %s\n' "$*" >&2; }
@@ -44,6 +47,7 @@ while (($#)); do
         --foreground) foreground=yes ;;
         --stream-max-length) stream_max_length="${2:?--stream-max-length needs a SIZE}"; shift ;;
         --database-dir) database_dir="${2:?--database-dir needs a DIR}"; shift ;;
+        --no-cache) disable_cache=yes ;;
         -h|--help) usage ;;
         -*) log "unknown option: $1"; usage ;;
         *) positional+=("$1") ;;
@@ -156,6 +160,7 @@ sed -e "s|@PORT@|$port|g" \
     -e "s|@RUNTIME_DIR@|$(sed_escape "$runtime_dir")|g" \
     -e "s|@DATABASE_DIR@|$(sed_escape "$database_dir")|g" \
     -e "s|@STREAM_MAX_LENGTH@|$stream_max_length|g" \
+    -e "s|@DISABLE_CACHE@|$disable_cache|g" \
     "$CONF_TEMPLATE" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
 
