@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from service.models import ScanStatus
 from service.scanning import ClamdAddress, ClamdScanner
 from tests.support.processes import free_port
 
@@ -16,6 +18,7 @@ from .clamd_process import (
     START_SCRIPT,
     RunningClamd,
     run_start_script,
+    start_clamd,
     stop_process,
 )
 
@@ -117,3 +120,20 @@ def test_foreground_mode_watches_a_running_clamd_and_exits_when_it_stops(
                 watcher.terminate()
                 watcher.wait(timeout=WAIT_S)
     assert "stopped answering" in stderr_path.read_text()
+
+
+def test_clamd_caches_clean_files_unless_the_benchmark_turns_it_off(
+    clamd: RunningClamd, tmp_path: Path
+) -> None:
+    # The cache answers a second scan of the same bytes for a fraction of a scan's CPU:
+    # what a deployment wants, and what a benchmark that scans the same files twice must not
+    # get (bench/README.md, measurement 8).
+    assert "\nDisableCache no\n" in (clamd.runtime_dir / "clamd.conf").read_text()
+    uncached = start_clamd(tmp_path / "uncached", "--no-cache")
+    try:
+        assert "\nDisableCache yes\n" in (uncached.runtime_dir / "clamd.conf").read_text()
+        scanner = ClamdScanner(uncached.tcp_address, 10.0)
+        for _ in range(2):
+            assert scanner.scan_stream(io.BytesIO(b"a delivery note")).status is ScanStatus.CLEAN
+    finally:
+        stop_process(uncached.pid)
