@@ -40,6 +40,8 @@ from tests.support.processes import (
 )
 
 READY_TIMEOUT_S = 30.0
+# Long enough for any request of the stack's API on a loaded machine; a hang past it fails.
+REQUEST_TIMEOUT_S = 10.0
 GUNICORN_CONFIG = REPO_ROOT / "deploy" / "gunicorn.conf.py"
 
 
@@ -49,7 +51,7 @@ def http(
     *,
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
-    timeout_s: float = 10.0,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> tuple[int, bytes]:
     """Send one request; return its status and body, 4xx and 5xx included."""
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
@@ -114,7 +116,7 @@ class HttpResult:
 class HttpClient:
     """The part of falcon.testing.TestClient that tests.support.flows uses, over real HTTP."""
 
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.base_url = base_url
         self.timeout_s = timeout_s
 

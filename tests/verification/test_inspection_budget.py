@@ -231,12 +231,17 @@ def test_no_inspection_process_outlives_its_worker(tmp_path: Path) -> None:
 def _alive(pid: int) -> bool:
     # A zombie has exited; the kernel reaps the server's children, this test reaps nobody.
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = _stat_fields(pid)[0]
     except FileNotFoundError:
         return False
     return state != "Z"
 
 
 def _cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces): state first."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
