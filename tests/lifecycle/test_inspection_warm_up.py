@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.support.processes import wait_for
+from tests.support.processes import proc_stat_fields, wait_for
 
 SERVER_MODULE = "service.verification.budget_server"
 WARM_UP_TIMEOUT_S = 30.0
@@ -26,7 +26,7 @@ def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = proc_stat_fields(stat.parent.name)
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))

@@ -32,6 +32,14 @@ def _ephemeral_range() -> tuple[int, int]:
 _handed_out: set[int] = set()
 
 
+def proc_stat_fields(pid: int | str) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces): the state first.
+
+    Raises OSError (FileNotFoundError once the process is gone).
+    """
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, for a service this run is about to start.
 

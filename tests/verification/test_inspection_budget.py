@@ -21,6 +21,7 @@ from service.verification.budget import BudgetedInspector
 from service.verification.budget_server import SPARE_CHILDREN, STARTED
 from service.verification.files import FileCheck, check_file
 from service.verification.thresholds import VerificationThresholds
+from tests.support.processes import proc_stat_fields
 
 DEFAULTS = VerificationThresholds()
 INSPECTOR = BudgetedInspector()
@@ -231,17 +232,12 @@ def test_no_inspection_process_outlives_its_worker(tmp_path: Path) -> None:
 def _alive(pid: int) -> bool:
     # A zombie has exited; the kernel reaps the server's children, this test reaps nobody.
     try:
-        state = _stat_fields(pid)[0]
+        state = proc_stat_fields(pid)[0]
     except FileNotFoundError:
         return False
     return state != "Z"
 
 
 def _cpu_ticks(pid: int) -> int:
-    fields = _stat_fields(pid)
+    fields = proc_stat_fields(pid)
     return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _stat_fields(pid: int) -> list[str]:
-    """/proc/PID/stat after the command name (which may hold spaces): state first."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
