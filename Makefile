@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Runtime and dev dependencies for Python 3.11 on Linux x86_64, with hashes: `make lock`.
 LOCK := requirements.lock
 LOCK_PLATFORM := x86_64-unknown-linux-gnu
-APT_PACKAGES := clamav-daemon clamav clamdscan clamav-testfiles prometheus libmagic1 redis-server redis-tools chromium
+APT_PACKAGES := clamav-daemon clamav clamdscan clamav-testfiles prometheus libmagic1 redis-server redis-tools chromium strace
 API_URL ?= http://127.0.0.1:8000
 
 # make run is a development setup: the public development secrets, console logs. Anything

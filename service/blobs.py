@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 SNIFF_HEAD_BYTES = 8192
 TEMP_SUFFIX = ".partial"
+
+log = logging.getLogger(__name__)
 
 
 class BlobStoreUnavailable(Exception):
@@ -112,6 +115,48 @@ class BlobStore(Protocol):
         ...
 
 
+def sync_directory(path: Path) -> None:
+    """fsync a directory: the names created, renamed or removed in it reach the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_directories(path: Path) -> list[Path]:
+    """Create path and its missing parents; answer those this call created."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        # Another thread may create it first: theirs is as good, and both sync its parent.
+        directory.mkdir(exist_ok=True)
+    return missing
+
+
+def _write_all(out: BinaryIO, data: bytes) -> None:
+    # A raw write may take less than it was given (at a size limit, say); the next one
+    # then raises.
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view) :]
+
+
+def _unavailable(label: str, error: OSError) -> BlobStoreUnavailable:
+    log.warning("blob store refused %s: %s", label, error)
+    return BlobStoreUnavailable(f"the blob directory refused {label}: {error}")
+
+
+@contextmanager
+def _disk_refusals(label: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise _unavailable(label, error) from error
+
+
 class LocalBlobStore:
     """Blobs as files under one directory; quarantine is a sibling nothing serves."""
 
@@ -132,19 +177,43 @@ class LocalBlobStore:
         return path
 
     def write(self, chunks: Iterable[bytes], *, max_bytes: int, label: str) -> StoredBlob:
-        """Stream chunks to a new blob, hashing as they pass; over max_bytes is a 413."""
+        """Stream chunks to a new blob, hashing as they pass; over max_bytes is a 413.
+
+        When this returns, the file and its name are on disk: the submission's COMMIT and
+        its 202 come after, so a host crash cannot leave a stored proof naming a lost file.
+        A disk that refuses (full, read-only, failing) is BlobStoreUnavailable, a 503.
+        """
         key = new_blob_key(datetime.now(UTC))
         # A key of our own making (a date and a random id): nothing to resolve or check.
         final = self._resolved[self.root] / key
-        final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(final.name + TEMP_SUFFIX)
         intake = BlobIntake(max_bytes=max_bytes, label=label)
         try:
-            with open(temp, "wb") as out:
+            with _disk_refusals(label):
+                created = _make_directories(final.parent)
+                # Unbuffered: a refused write fails here, not again in a buffer's flush
+                # at close. The chunks are large enough not to need a buffer.
+                out = open(temp, "wb", buffering=0)  # noqa: SIM115 (closed below)
+            try:
+                # The chunks' own errors (a client gone mid-upload) are not the disk's.
                 for chunk in chunks:
-                    out.write(intake.take(chunk))
-            # Rename last: a crash never leaves a half-written blob under a real key.
-            os.replace(temp, final)
+                    data = intake.take(chunk)
+                    try:
+                        _write_all(out, data)
+                    except OSError as error:
+                        raise _unavailable(label, error) from error
+                with _disk_refusals(label):
+                    # The bytes reach the disk before a name points at them.
+                    os.fdatasync(out.fileno())
+            finally:
+                out.close()
+            with _disk_refusals(label):
+                # Rename last: a crash never leaves a half-written blob under a real key.
+                os.replace(temp, final)
+                # A rename is durable once its directory is, and a new directory once its
+                # parent is.
+                for directory in (final.parent, *(new.parent for new in created)):
+                    sync_directory(directory)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -178,11 +247,15 @@ class LocalBlobStore:
     def quarantine(self, key: str) -> bool:
         source = self._path(key)
         target = self._path(key, self.quarantine_root)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        created = _make_directories(target.parent)
         try:
             shutil.move(source, target)
         except FileNotFoundError:
             return target.exists()
+        # Durable before the scan records INFECTED: after a crash the file is where the
+        # record says, not back among the files that are served.
+        for directory in (target.parent, source.parent, *(new.parent for new in created)):
+            sync_directory(directory)
         return True
 
     def ping(self) -> bool:

@@ -30,6 +30,10 @@ class GunicornApi:
     process: ManagedProcess
     url: str
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def answers(self) -> bool:
         try:
             return get(f"{self.url}/openapi.json")[0] == 200

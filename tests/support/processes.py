@@ -148,3 +148,9 @@ def wait_for(predicate: object, timeout_s: float, what: str, interval_s: float =
             return
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of pid (a gunicorn master's workers, say)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]

@@ -1,0 +1,106 @@
+"""strace attached to a running process: the system calls it made, in order, with paths.
+
+Durability is an order of system calls (data synced, then the rename, then the directory
+synced, then the answer): a crash test would need a power cut, so the tests read the order.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ATTACH_TIMEOUT_S = 10.0
+DETACH_TIMEOUT_S = 10.0
+# What a durable write and its answer are made of; -y prints each descriptor's path.
+TRACED = "fsync,fdatasync,rename,renameat,renameat2,sendto,exit_group"
+# Follow threads, print descriptors' paths, and keep whole messages (a COMMIT, a 202).
+STRACE_OPTIONS = ("-f", "-y", "-s", "65536")
+_CALL = re.compile(r"^\d+\s+(?P<name>\w+)\((?P<args>.*)\)\s+=\s+(?P<result>-?\d+)")
+_FD_PATH = re.compile(r"^\d+<(?P<path>[^>]*)>")
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: str
+    result: int
+
+    @property
+    def fd_path(self) -> str | None:
+        """The path of the call's first argument when it is a descriptor (-y)."""
+        found = _FD_PATH.match(self.args)
+        return found["path"] if found else None
+
+    @property
+    def paths(self) -> list[str]:
+        """The quoted paths among the arguments (rename's source and target)."""
+        return re.findall(r'"([^"]*)"', self.args)
+
+
+@dataclass
+class Trace:
+    log: Path
+    calls: list[Call] = field(default_factory=list)
+
+    def read(self) -> list[Call]:
+        self.calls = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            found = _CALL.match(line)
+            if found:
+                self.calls.append(Call(found["name"], found["args"], int(found["result"])))
+        return self.calls
+
+    def index(self, predicate: object, what: str) -> int:
+        """The position of the first call predicate accepts; failing names what is missing."""
+        for position, call in enumerate(self.calls):
+            if callable(predicate) and predicate(call):
+                return position
+        raise AssertionError(f"no system call {what} in the trace:\n" + self.summary())
+
+    def summary(self) -> str:
+        return "\n".join(f"{c.name}({c.args[:160]}) = {c.result}" for c in self.calls[:200])
+
+
+def strace_binary() -> str:
+    path = shutil.which("strace")
+    assert path, "strace is required for the durability tests (make setup installs it)"
+    return path
+
+
+@contextmanager
+def traced(pid: int, log: Path) -> Iterator[Trace]:
+    """Trace pid and all its threads while the block runs; read the calls afterwards."""
+    errors = log.with_suffix(".stderr")
+    with open(errors, "wb") as stderr:
+        tracer = subprocess.Popen(
+            [
+                strace_binary(),
+                *STRACE_OPTIONS,
+                "-e",
+                f"trace={TRACED}",
+                "-o",
+                str(log),
+                "-p",
+                str(pid),
+            ],
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + ATTACH_TIMEOUT_S
+        while b"attached" not in errors.read_bytes():
+            assert tracer.poll() is None, errors.read_text()
+            assert time.monotonic() < deadline, "strace did not attach: " + errors.read_text()
+            time.sleep(0.02)
+        trace = Trace(log)
+        yield trace
+    finally:
+        tracer.send_signal(signal.SIGINT)  # detaches; the traced process runs on
+        tracer.wait(timeout=DETACH_TIMEOUT_S)
+    trace.read()
