@@ -215,7 +215,10 @@ class LocalBlobStore:
                 for directory in (final.parent, *(new.parent for new in created)):
                     sync_directory(directory)
         except BaseException:
+            # Under either name: a refused directory sync comes after the rename, and the
+            # caller, told nothing was saved, will not remove a file it was never given.
             temp.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
             raise
         return intake.stored(key)
 
@@ -252,8 +255,8 @@ class LocalBlobStore:
             shutil.move(source, target)
         except FileNotFoundError:
             return target.exists()
-        # Durable before the scan records INFECTED: after a crash the file is where the
-        # record says, not back among the files that are served.
+        # Durable before the scan records INFECTED: after a crash the file is in quarantine,
+        # where the record says it is.
         for directory in (target.parent, source.parent, *(new.parent for new in created)):
             sync_directory(directory)
         return True

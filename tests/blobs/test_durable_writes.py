@@ -17,6 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from service.blobs import TEMP_SUFFIX
@@ -160,6 +161,37 @@ def test_a_disk_that_refuses_a_file_answers_503_and_keeps_nothing(
     assert sorted(
         p.relative_to(settings.blob_dir).as_posix() for p in files_under(settings.blob_dir)
     ) == sorted(stored_keys(sessions))
+
+
+@pytest.mark.parametrize("failing", ["fdatasync", "fsync"])
+def test_a_disk_that_cannot_sync_answers_503_and_keeps_nothing(
+    failing: str, settings: Settings, sessions: SessionFactory, client, auth, tmp_path: Path
+) -> None:
+    # Given the API under gunicorn on a disk whose file syncs (fdatasync) or directory
+    # syncs (fsync, after the rename) fail with EIO
+    rift = funded_rift(client, auth)
+    api = start_gunicorn_api(settings, tmp_path)
+    try:
+        (worker,) = child_pids(api.process.pid)
+        with traced(worker, tmp_path / "api.strace", failing=failing):
+            # When the seller submits two files
+            status, body, _ = post_proof(
+                api,
+                rift["id"],
+                auth(SELLER),
+                [("note.txt", NOTE, "text/plain"), ("notes-2.txt", NOTE * 2, "text/plain")],
+            )
+        output = api.process.output()
+    finally:
+        api.process.stop()
+    # Then the answer is a 503, and no file is left under either name, nor a proof
+    assert status == 503, body
+    assert body["error"] == "blob_store_unavailable"
+    assert files_under(settings.blob_dir) == []
+    with sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Proof)) == 0
+    assert "blob store refused file 'note.txt'" in output
+    assert "Input/output error" in output
 
 
 QUARANTINE_SCRIPT = """

@@ -75,8 +75,13 @@ def strace_binary() -> str:
 
 
 @contextmanager
-def traced(pid: int, log: Path) -> Iterator[Trace]:
-    """Trace pid and all its threads while the block runs; read the calls afterwards."""
+def traced(pid: int, log: Path, *, failing: str | None = None) -> Iterator[Trace]:
+    """Trace pid and all its threads while the block runs; read the calls afterwards.
+
+    failing names a system call the kernel is made to refuse with EIO meanwhile (strace's
+    fault injection): what a failing disk answers.
+    """
+    injected = ["-e", f"inject={failing}:error=EIO"] if failing else []
     errors = log.with_suffix(".stderr")
     with open(errors, "wb") as stderr:
         tracer = subprocess.Popen(
@@ -85,6 +90,7 @@ def traced(pid: int, log: Path) -> Iterator[Trace]:
                 *STRACE_OPTIONS,
                 "-e",
                 f"trace={TRACED}",
+                *injected,
                 "-o",
                 str(log),
                 "-p",
