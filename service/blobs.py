@@ -254,7 +254,10 @@ class LocalBlobStore:
         try:
             shutil.move(source, target)
         except FileNotFoundError:
-            return target.exists()
+            # Moved already (a redelivered scan): synced again below, in case the first
+            # attempt failed between its move and its syncs.
+            if not target.exists():
+                return False
         # Durable before the scan records INFECTED: after a crash the file is in quarantine,
         # where the record says it is.
         for directory in (target.parent, source.parent, *(new.parent for new in created)):
