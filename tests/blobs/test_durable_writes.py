@@ -13,7 +13,6 @@ import http.client
 import json
 import resource
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from service.settings import Settings
 from tests.support.flows import DELIVERY_NOTE, SELLER, funded_rift, multipart
 from tests.support.gunicorn import GunicornApi, start_gunicorn_api
 from tests.support.processes import REPO_ROOT, VENV_BIN, child_pids
-from tests.support.syscalls import Trace, strace_binary, traced
+from tests.support.syscalls import Trace, strace_argv, traced
 
 NOTE = DELIVERY_NOTE.encode()
 # Under the limit below: the session's SQLite file and the metrics files stay writable.
@@ -74,15 +73,11 @@ def assert_durable_before(trace: Trace, blob_root: Path, key: str, answered: int
         lambda c: c.name.startswith("rename") and c.paths[-2:] == [temp, final],
         f"renaming {temp} to {final}",
     )
-    directory = next(
-        (
-            position
-            for position, c in enumerate(trace.calls)
-            if position > renamed and c.name == "fsync" and c.fd_path == str(Path(final).parent)
-        ),
-        None,
+    directory = trace.index(
+        lambda c: c.name == "fsync" and c.fd_path == str(Path(final).parent),
+        f"syncing {Path(final).parent} after the rename",
+        after=renamed,
     )
-    assert directory is not None, f"{Path(final).parent} never synced after the rename"
     assert data < renamed < directory < answered, trace.summary()
 
 
@@ -214,20 +209,9 @@ def test_new_directories_and_a_quarantine_move_are_synced_even_when_redelivered(
     log = tmp_path / "store.strace"
     # When a process writes a file there and quarantines it
     run = subprocess.run(
-        [
-            strace_binary(),
-            "-f",
-            "-y",
-            "-e",
-            "trace=fsync,fdatasync,rename,renameat,renameat2",
-            "-o",
-            str(log),
-            str(VENV_BIN / "python"),
-            "-c",
-            QUARANTINE_SCRIPT,
-            str(blobs),
-            str(quarantine),
-        ],
+        strace_argv(
+            log, str(VENV_BIN / "python"), "-c", QUARANTINE_SCRIPT, str(blobs), str(quarantine)
+        ),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -261,4 +245,3 @@ def test_new_directories_and_a_quarantine_move_are_synced_even_when_redelivered(
     assert [c.fd_path for c in calls[moved:] if c.name == "fsync"].count(
         str(qroot / year / month)
     ) == 2, trace.summary()
-    assert sys.platform == "linux"

@@ -10,16 +10,17 @@ import re
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.processes import wait_for
+
 ATTACH_TIMEOUT_S = 10.0
 DETACH_TIMEOUT_S = 10.0
 # What a durable write and its answer are made of; -y prints each descriptor's path.
-TRACED = "fsync,fdatasync,rename,renameat,renameat2,sendto,exit_group"
+TRACED = "fsync,fdatasync,rename,renameat,renameat2,sendto"
 # Follow threads, print descriptors' paths, and keep whole messages (a COMMIT, a 202).
 STRACE_OPTIONS = ("-f", "-y", "-s", "65536")
 _CALL = re.compile(r"^\d+\s+(?P<name>\w+)\((?P<args>.*)\)\s+=\s+(?P<result>-?\d+)")
@@ -57,10 +58,11 @@ class Trace:
                 self.calls.append(Call(found["name"], found["args"], int(found["result"])))
         return self.calls
 
-    def index(self, predicate: object, what: str) -> int:
-        """The position of the first call predicate accepts; failing names what is missing."""
+    def index(self, predicate: Callable[[Call], bool], what: str, *, after: int = -1) -> int:
+        """The position of the first call after `after` that predicate accepts; failing
+        names what is missing."""
         for position, call in enumerate(self.calls):
-            if callable(predicate) and predicate(call):
+            if position > after and predicate(call):
                 return position
         raise AssertionError(f"no system call {what} in the trace:\n" + self.summary())
 
@@ -74,36 +76,38 @@ def strace_binary() -> str:
     return path
 
 
-@contextmanager
-def traced(pid: int, log: Path, *, failing: str | None = None) -> Iterator[Trace]:
-    """Trace pid and all its threads while the block runs; read the calls afterwards.
+def strace_argv(log: Path, *arguments: str, failing: str | None = None) -> list[str]:
+    """strace's command line: the calls in TRACED, written to log, then its arguments.
 
     failing names a system call the kernel is made to refuse with EIO meanwhile (strace's
     fault injection): what a failing disk answers.
     """
     injected = ["-e", f"inject={failing}:error=EIO"] if failing else []
+    return [
+        strace_binary(),
+        *STRACE_OPTIONS,
+        "-e",
+        f"trace={TRACED}",
+        *injected,
+        "-o",
+        str(log),
+        *arguments,
+    ]
+
+
+@contextmanager
+def traced(pid: int, log: Path, *, failing: str | None = None) -> Iterator[Trace]:
+    """Trace pid and all its threads while the block runs; read the calls afterwards."""
     errors = log.with_suffix(".stderr")
     with open(errors, "wb") as stderr:
-        tracer = subprocess.Popen(
-            [
-                strace_binary(),
-                *STRACE_OPTIONS,
-                "-e",
-                f"trace={TRACED}",
-                *injected,
-                "-o",
-                str(log),
-                "-p",
-                str(pid),
-            ],
-            stderr=stderr,
-        )
+        tracer = subprocess.Popen(strace_argv(log, "-p", str(pid), failing=failing), stderr=stderr)
     try:
-        deadline = time.monotonic() + ATTACH_TIMEOUT_S
-        while b"attached" not in errors.read_bytes():
-            assert tracer.poll() is None, errors.read_text()
-            assert time.monotonic() < deadline, "strace did not attach: " + errors.read_text()
-            time.sleep(0.02)
+        wait_for(
+            lambda: tracer.poll() is not None or b"attached" in errors.read_bytes(),
+            ATTACH_TIMEOUT_S,
+            "strace to attach",
+        )
+        assert tracer.poll() is None, errors.read_text()
         trace = Trace(log)
         yield trace
     finally:
