@@ -7,18 +7,26 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+from dramatiq.common import compute_backoff
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from actors.dispatch import REQUEST_ID_OPTION
 from actors.job_record_writes import AttemptStart
 from actors.job_records import JobRecords
 from service.db import SessionFactory
+from service.db_outage import is_transient
 from service.domain.clock import Clock
 from service.models import FINAL_JOB_STATES, Job, JobState
 from service.observability.job_context import bind_job_context, clear_job_context
 from service.observability.redaction import safe_error_text
 
 log = logging.getLogger(__name__)
+
+# How many deliveries of a message found the database down (see _wait_for_database).
+DATABASE_WAITS_OPTION = "rift_database_waits"
+# The longest a waiting job sleeps between tries: how late, at most, after the database
+# is back it runs. A try costs one refused connection.
+DATABASE_WAIT_CAP_MS = 15_000
 
 FinalFailureHook = Callable[[dramatiq.Message[Any], Job, BaseException | None], None]
 
@@ -65,6 +73,8 @@ class JobTracking(Middleware):
         try:
             start, rift_id = self.records.start_attempt(message.message_id, self.clock())
         except Exception as exc:
+            if is_transient(exc):
+                self._wait_for_database(broker, message, exc)
             log.warning(
                 "could not mark the job RUNNING; retrying the message instead of running it",
                 extra={"job_id": message.message_id, "error": _describe(exc)},
@@ -84,6 +94,44 @@ class JobTracking(Middleware):
             rift_id=rift_id,
             request_id=message.options.get(REQUEST_ID_OPTION),
         )
+
+    def _wait_for_database(self, broker: dramatiq.Broker, message: Any, exc: Exception) -> None:
+        """Send the message again later without spending a retry, then skip this delivery.
+
+        The job has not started, so a database outage must not use up its retries:
+        Dramatiq's Retries would dead-letter it after a few seconds' outage, leaving its
+        record stale (RUNNING, if an earlier attempt's outcome could not be written) for
+        the reconciler to find only after the kind's time limit. The delay doubles from
+        the actor's min_backoff to at most DATABASE_WAIT_CAP_MS. If the broker refuses
+        too, this returns and the caller falls back to Retries.
+        """
+        actor = broker.get_actor(message.actor_name)
+        waits = int(message.options.get(DATABASE_WAITS_OPTION, 0))
+        cap = min(actor.options.get("max_backoff", DATABASE_WAIT_CAP_MS), DATABASE_WAIT_CAP_MS)
+        _, delay = compute_backoff(
+            waits, factor=actor.options.get("min_backoff", DATABASE_WAIT_CAP_MS), max_backoff=cap
+        )
+        message.options[DATABASE_WAITS_OPTION] = waits + 1
+        try:
+            broker.enqueue(message, delay=delay)
+        except Exception as enqueue_error:
+            message.options[DATABASE_WAITS_OPTION] = waits
+            log.warning(
+                "could not send the job again to wait for the database",
+                extra={"job_id": message.message_id, "error": _describe(enqueue_error)},
+            )
+            return
+        # The first wait of a job is a warning; the ones after it would flood the log.
+        (log.warning if waits == 0 else log.info)(
+            "database unavailable: the job waits for it without spending a retry",
+            extra={
+                "job_id": message.message_id,
+                "delay_ms": delay,
+                "waits": waits + 1,
+                "error": _describe(exc),
+            },
+        )
+        raise SkipMessage(f"job {message.message_id} waits for the database")
 
     def after_process_message(
         self,

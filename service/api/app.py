@@ -12,7 +12,6 @@ from falcon.media.multipart import MultipartFormHandler
 from service.api.context import ApiContext
 from service.api.edge import LengthRequiredMiddleware
 from service.api.errors import (
-    DATABASE_UNAVAILABLE,
     handle_blob_store_unavailable,
     handle_commit_outcome_unknown,
     handle_database_unavailable,
@@ -44,6 +43,7 @@ from service.api.resources.rifts import (
 )
 from service.blobs import BlobStoreUnavailable
 from service.commit_outcome import CommitOutcomeUnknown
+from service.db_outage import DATABASE_UNAVAILABLE
 from service.domain.correlation import set_request_id
 from service.domain.errors import DomainError
 from service.domain.intake import IntakeLimits, ProofIntake

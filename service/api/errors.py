@@ -6,26 +6,14 @@ import logging
 from typing import Any
 
 import falcon
-from sqlalchemy import exc as db_errors
 
 from service.commit_outcome import CommitOutcomeUnknown
+from service.db_outage import is_transient
 from service.domain import errors
 from service.observability.redaction import safe_error_text
 
 log = logging.getLogger(__name__)
 
-# The error classes a database that is down, restarting or unreachable raises; which of
-# them mean "send it again" is is_transient's call.
-DATABASE_UNAVAILABLE = (
-    db_errors.OperationalError,
-    db_errors.InterfaceError,
-    db_errors.TimeoutError,
-)
-# SQLSTATE classes of a server that cannot serve now: connection exceptions (08),
-# shutting down or starting up (57P01-57P03), too many connections (53300).
-TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
-# SQLite's words for a file it cannot use right now (busy writer, file system trouble).
-TRANSIENT_SQLITE_MESSAGES = ("database is locked", "unable to open database", "disk i/o error")
 DATABASE_RETRY_AFTER_S = 5
 BLOB_STORE_RETRY_AFTER_S = 5
 
@@ -120,26 +108,6 @@ def _unavailable(resp: falcon.Response, code: str, message: str, *, retry_after_
     resp.status = falcon.HTTP_503
     resp.append_header("Retry-After", str(retry_after_s))
     resp.media = {"error": code, "message": message}
-
-
-def is_transient(error: Exception) -> bool:
-    """Tell a database that cannot answer now from a query that can never work.
-
-    OperationalError also covers a missing table or a bad statement: those are bugs,
-    answered 500 (and reported), not a 503 that asks the client to wait for a fix.
-    """
-    if isinstance(error, db_errors.TimeoutError):
-        return True  # the pool waited for a connection
-    if isinstance(error, db_errors.DBAPIError) and error.connection_invalidated:
-        return True
-    orig = getattr(error, "orig", None)
-    if orig is None:
-        return isinstance(error, db_errors.InterfaceError)
-    if hasattr(orig, "sqlstate"):  # psycopg: None when no server ever answered
-        sqlstate = orig.sqlstate
-        return sqlstate is None or sqlstate.startswith(TRANSIENT_SQLSTATES)
-    message = str(orig).lower()
-    return any(words in message for words in TRANSIENT_SQLITE_MESSAGES)
 
 
 def handle_database_unavailable(

@@ -1,7 +1,8 @@
 """The database and the scanner go away under load, then come back.
 
 Budget: PostgreSQL stopped 15 s and clamd down 30 s (the outages the issue names), 100
-paced submissions each, about a minute per scenario.
+paced submissions each, about a minute per scenario; PostgreSQL down 6 s under 200
+waiting messages, about 30 s.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from service.models import Asset, ScanStatus
+from service.models import Asset, JobState, ScanStatus
 from tests.chaos.servers import PostgresServer
 from tests.chaos.system import MIN_SUBMISSIONS
 from tests.chaos.test_worker_faults import assert_promise_kept
@@ -26,6 +27,12 @@ CLAMD_DOWN_S = 30.0
 POSTGRES_PACE_S = 0.35
 CLAMD_PACE_S = 0.25
 VERDICTS_AFTER_S = 90.0
+# Many times the test settings' retry schedule (3 retries, 100 ms doubling to 500 ms):
+# every message is delivered again and again while the database is down.
+WAITING_OUTAGE_S = 6.0
+# A waiting job tries again at most max_backoff (500 ms here) apart; the rest is the
+# pools working through 100 proofs. Far below the reconciler's limits for a lost job.
+WAITING_RECOVERY_S = 30.0
 
 
 def outage(
@@ -110,3 +117,42 @@ def test_clamd_down_for_30_s_scans_retry_and_complete_and_nothing_is_clean_unsca
         ]
     assert statuses.count(ScanStatus.CLEAN) == MIN_SUBMISSIONS, statuses
     measured.notes["outage_s"] = round(up_at - down_at, 1)
+
+
+def test_jobs_that_find_postgresql_down_wait_for_it_and_spend_no_retries(
+    chaos_system, figures, postgres_server: PostgresServer
+):
+    # Given 100 accepted proofs whose 200 messages wait in Redis while no pool runs
+    migrate(postgres_server.url)
+    system = chaos_system(database_url=postgres_server.url)
+    measured = figures("PostgreSQL down 6 s while every job waits")
+    system.fund_rifts(MIN_SUBMISSIONS)
+    queues = list(system.pools)
+    for queue in queues:
+        assert system.stop_pool(queue) == 0
+    system.submit_all(measured)
+    assert sum(system.waiting_messages(q) for q in queues) == 2 * MIN_SUBMISSIONS
+
+    # When the database goes down and the pools take every message, for many times the
+    # retry schedule, then the database comes back
+    postgres_server.stop()
+    for queue in queues:
+        system.start_pool(queue)
+    time.sleep(WAITING_OUTAGE_S)
+    dead_lettered_in_outage = sum(system.redis.zcard(f"dramatiq:{q}.XQ") for q in queues)
+    postgres_server.start()
+    up_at = time.monotonic()
+    system.wait_for_verdicts(timeout_s=WAITING_RECOVERY_S)
+    measured.recovery_s = time.monotonic() - up_at
+
+    # Then every proof has its verdict soon after, none dead-lettered, and every job ran
+    # once: a delivery that could not be recorded did not count as an attempt
+    assert_promise_kept(system, measured)
+    assert dead_lettered_in_outage == 0, f"{dead_lettered_in_outage} messages dead-lettered"
+    assert sum(system.redis.zcard(f"dramatiq:{q}.XQ") for q in queues) == 0
+    jobs = system.jobs(*JobState)
+    assert len(jobs) == 2 * MIN_SUBMISSIONS
+    assert {(j.state, j.attempts) for j in jobs} == {(JobState.SUCCEEDED, 1)}, [
+        (j.actor_name, j.state, j.attempts, j.last_error) for j in jobs if j.attempts != 1
+    ][:5]
+    measured.notes["outage_s"] = WAITING_OUTAGE_S

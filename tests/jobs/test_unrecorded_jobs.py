@@ -1,46 +1,113 @@
-"""A message whose RUNNING write fails is retried, never run without a record of it."""
+"""A message whose RUNNING write fails never runs without a record of it.
+
+A database that cannot answer (down, restarting) makes the job wait for it without
+spending a retry; a write that can never work (a bug, a missing table) spends the retries
+like any error and dead-letters the message. The real outage, with real pools and a
+PostgreSQL stopped under waiting messages, is in tests/chaos/test_dependency_outages.py.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import dramatiq
+import pytest
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import Retries
+from dramatiq.middleware import Middleware, Retries
 from sqlalchemy.pool import NullPool
 
 from actors.job_records import JobRecords
-from actors.tracking import JobTracking
+from actors.tracking import DATABASE_WAITS_OPTION, JobTracking
 from service.db import create_db_engine, create_session_factory
 from service.domain.clock import utcnow
 from tests.support.processes import free_port
 
 RETRIES = 2
+MIN_BACKOFF_MS, MAX_BACKOFF_MS = 10, 20
+# Long enough for many times the retry schedule's deliveries (3 in 30 ms).
+WAITING_S = 0.6
 
 
-def test_a_job_whose_running_write_fails_is_retried_and_never_runs_unrecorded():
-    # Given job records on a database that refuses every connection (down, restarting)
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/rift"
+class Deliveries(Middleware):
+    """Each delivery's retry count and database waits, as the message arrived."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        options = message.options
+        self.seen.append((options.get("retries", 0), options.get(DATABASE_WAITS_OPTION, 0)))
+
+
+def tracked_broker(url: str) -> tuple[StubBroker, list[str], Deliveries]:
     records = JobRecords(create_db_engine(url, single_statements=True, poolclass=NullPool))
     sessions = create_session_factory(create_db_engine(url))
-    broker = StubBroker(middleware=[JobTracking(records, sessions, utcnow)])
+    deliveries = Deliveries()
+    broker = StubBroker(middleware=[deliveries, JobTracking(records, sessions, utcnow)])
     # JobTracking sits before Retries, as in actors/broker.py.
-    broker.add_middleware(Retries(max_retries=RETRIES, min_backoff=10, max_backoff=20))
+    broker.add_middleware(
+        Retries(max_retries=RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS)
+    )
     ran: list[str] = []
 
-    @dramatiq.actor(broker=broker, queue_name="verification")
+    @dramatiq.actor(
+        broker=broker,
+        queue_name="verification",
+        min_backoff=MIN_BACKOFF_MS,
+        max_backoff=MAX_BACKOFF_MS,
+    )
     def verify_proof(proof_id: str) -> None:
         ran.append(proof_id)
 
-    worker = dramatiq.Worker(broker, worker_timeout=50)
-    worker.start()
-    try:
-        # When its message is delivered, and delivered again by each retry
-        verify_proof.send("proof-1")
-        broker.join("verification", fail_fast=False)
-        worker.join()
-    finally:
+    verify_proof.send("proof-1")
+    return broker, ran, deliveries
+
+
+@pytest.fixture
+def running() -> Iterator[list[dramatiq.Worker]]:
+    workers: list[dramatiq.Worker] = []
+    yield workers
+    for worker in workers:
         worker.stop()
+
+
+def test_a_job_that_finds_the_database_down_waits_without_spending_retries(running):
+    # Given job records on a database that refuses every connection (down, restarting)
+    broker, ran, deliveries = tracked_broker(
+        f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/rift"
+    )
+
+    # When its message is delivered for many times the retry schedule
+    worker = dramatiq.Worker(broker, worker_timeout=10)
+    running.append(worker)
+    worker.start()
+    time.sleep(WAITING_S)
+    worker.pause()
+
+    # Then the actor never ran and nothing was dead-lettered: the message came back more
+    # times than its retries allow, each time with its retries untouched
+    assert ran == []
+    assert broker.dead_letters == []
+    assert len(deliveries.seen) > RETRIES + 2, deliveries.seen
+    assert deliveries.seen == [(0, n) for n in range(len(deliveries.seen))]
+
+
+def test_a_job_whose_record_can_never_be_written_spends_its_retries(tmp_path: Path, running):
+    # Given job records on a database without the jobs table: no wait would help
+    broker, ran, deliveries = tracked_broker(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+
+    # When its message is delivered, and delivered again by each retry
+    worker = dramatiq.Worker(broker, worker_timeout=50)
+    running.append(worker)
+    worker.start()
+    broker.join("verification", fail_fast=False)
+    worker.join()
 
     # Then the actor never ran, and the message was retried, then dead-lettered
     assert ran == []
     assert len(broker.dead_letters) == 1
     assert broker.dead_letters[0].options["retries"] == RETRIES + 1
+    assert deliveries.seen == [(n, 0) for n in range(RETRIES + 1)]
