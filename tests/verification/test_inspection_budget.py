@@ -210,6 +210,48 @@ def test_a_spare_child_that_dies_before_its_file_is_passed_over(tmp_path: Path) 
         inspector.close()
 
 
+def test_files_arriving_together_past_the_spares_each_get_a_child(tmp_path: Path) -> None:
+    # More files at once than there are spares (a burst of proofs): the server replaces
+    # spares only when no request is pending, so the ones past them need another child.
+    # Each is checked; none is reported as having crashed its inspector.
+    paths = []
+    for i in range(SPARE_CHILDREN * 2 + 1):
+        paths.append(tmp_path / f"notes-{i}.txt")
+        paths[-1].write_bytes(prose(800 + i).encode())
+    inspector = BudgetedInspector()
+    try:
+
+        def check(path: Path) -> FileCheck:
+            return inspector.check_file(
+                path,
+                declared_mime=None,
+                size_bytes=path.stat().st_size,
+                uploaded_at=UPLOADED_AT,
+                thresholds=DEFAULTS,
+            )
+
+        assert check(paths[0]).check.passed
+        waiting_spares(inspector)
+        server = inspector.server_pid
+        assert server is not None
+        # Given the server is held while the files queue up on its socket, so that every
+        # request is pending when it takes the first
+        os.kill(server, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(len(paths)) as pool:
+                pending = [pool.submit(check, path) for path in paths]
+                time.sleep(0.3)
+                os.kill(server, signal.SIGCONT)
+                results = [p.result(timeout=10) for p in pending]
+        finally:
+            os.kill(server, signal.SIGCONT)
+        assert all(r.check.passed for r in results), [r.check.issues for r in results]
+        # And the server settles back to its spares afterwards
+        assert len(waiting_spares(inspector)) == SPARE_CHILDREN
+    finally:
+        inspector.close()
+
+
 def test_no_inspection_process_outlives_its_worker(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes(prose(800).encode())
