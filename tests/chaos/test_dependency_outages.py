@@ -15,7 +15,7 @@ import pytest
 
 from service.models import Asset, JobState, ScanStatus
 from tests.chaos.servers import PostgresServer
-from tests.chaos.system import MIN_SUBMISSIONS
+from tests.chaos.system import MIN_SUBMISSIONS, ChaosSystem
 from tests.chaos.test_worker_faults import assert_promise_kept
 from tests.support.databases import migrate
 
@@ -53,13 +53,21 @@ def outage(
     return thread, moments
 
 
+def system_on(
+    postgres_server: PostgresServer, chaos_system: Callable[..., ChaosSystem]
+) -> ChaosSystem:
+    """The whole system on a PostgreSQL of the test's own, with MIN_SUBMISSIONS funded rifts."""
+    migrate(postgres_server.url)
+    system = chaos_system(database_url=postgres_server.url)
+    system.fund_rifts(MIN_SUBMISSIONS)
+    return system
+
+
 def test_postgresql_stopped_for_15_s_is_503_json_then_every_accepted_proof_gets_a_verdict(
     chaos_system, figures, postgres_server: PostgresServer
 ):
-    migrate(postgres_server.url)
-    system = chaos_system(database_url=postgres_server.url)
+    system = system_on(postgres_server, chaos_system)
     measured = figures("PostgreSQL stopped 15 s under load")
-    system.fund_rifts(MIN_SUBMISSIONS)
     threads: list[tuple[threading.Thread, list[float]]] = []
 
     def stop_database(i: int) -> None:
@@ -123,10 +131,8 @@ def test_jobs_that_find_postgresql_down_wait_for_it_and_spend_no_retries(
     chaos_system, figures, postgres_server: PostgresServer
 ):
     # Given 100 accepted proofs whose 200 messages wait in Redis while no pool runs
-    migrate(postgres_server.url)
-    system = chaos_system(database_url=postgres_server.url)
+    system = system_on(postgres_server, chaos_system)
     measured = figures("PostgreSQL down 6 s while every job waits")
-    system.fund_rifts(MIN_SUBMISSIONS)
     queues = list(system.pools)
     for queue in queues:
         assert system.stop_pool(queue) == 0

@@ -27,8 +27,12 @@ DEFAULTS = VerificationThresholds()
 INSPECTOR = BudgetedInspector()
 
 
-def inspect(path: Path, thresholds: VerificationThresholds = DEFAULTS) -> FileCheck:
-    return INSPECTOR.check_file(
+def inspect(
+    path: Path,
+    thresholds: VerificationThresholds = DEFAULTS,
+    inspector: BudgetedInspector = INSPECTOR,
+) -> FileCheck:
+    return inspector.check_file(
         path,
         declared_mime=None,
         size_bytes=path.stat().st_size,
@@ -222,13 +226,7 @@ def test_files_arriving_together_past_the_spares_each_get_a_child(tmp_path: Path
     try:
 
         def check(path: Path) -> FileCheck:
-            return inspector.check_file(
-                path,
-                declared_mime=None,
-                size_bytes=path.stat().st_size,
-                uploaded_at=UPLOADED_AT,
-                thresholds=DEFAULTS,
-            )
+            return inspect(path, inspector=inspector)
 
         assert check(paths[0]).check.passed
         waiting_spares(inspector)
