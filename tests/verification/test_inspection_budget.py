@@ -214,7 +214,7 @@ def test_a_spare_child_that_dies_before_its_file_is_passed_over(tmp_path: Path) 
         inspector.close()
 
 
-def test_files_arriving_together_past_the_spares_each_get_a_child(tmp_path: Path) -> None:
+def test_files_arriving_together_past_the_spares_are_each_checked(tmp_path: Path) -> None:
     # More files at once than there are spares (a burst of proofs): the server replaces
     # spares only when no request is pending, so the ones past them need another child.
     # Each is checked; none is reported as having crashed its inspector.
