@@ -10,10 +10,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.dml import Update
 
 from service.models import FINAL_JOB_STATES, Job, JobState
 
@@ -26,6 +27,14 @@ class AttemptStart(enum.Enum):
     STARTED = "started"
     ALREADY_FINISHED = "already_finished"
     UNKNOWN_JOB = "unknown_job"
+
+
+class Attempt(NamedTuple):
+    """How a delivery started: its rift id and attempt number when it STARTED, else None."""
+
+    start: AttemptStart
+    rift_id: str | None = None
+    number: int | None = None
 
 
 # The two job-record writes every message pays (tracking hooks) are built once, on the
@@ -47,33 +56,54 @@ START_ATTEMPT = (
         dispatched_at=func.coalesce(_JOBS.c.dispatched_at, _NOW),
         updated_at=_NOW,
     )
-    .returning(_JOBS.c.rift_id)
+    .returning(_JOBS.c.rift_id, _JOBS.c.attempts)
 )
 JOB_EXISTS = select(_JOBS.c.id).where(_JOBS.c.id == _JOB_ID)
-# Guarded on the current state: a duplicate delivery's outcome (at-least-once) never
-# turns a finished job back, e.g. SUCCEEDED into RETRYING or DEAD.
-_OUTCOME = update(_JOBS).where(_JOBS.c.id == _JOB_ID, _UNFINISHED_STATE)
-SUCCEEDED = _OUTCOME.values(
-    state=JobState.SUCCEEDED,
-    result=bindparam("result", type_=_JOBS.c.result.type),
-    progress=100,
-    updated_at=_NOW,
-    finished_at=_NOW,
-)
 # An outcome without error text keeps the last one (an operator reads it).
 _ERROR_OR_LAST = func.coalesce(
     bindparam("error", type_=_JOBS.c.last_error.type), _JOBS.c.last_error
 )
-FINISHED_WITH_ERROR = _OUTCOME.values(
-    state=bindparam("state", type_=_JOBS.c.state.type),
-    last_error=_ERROR_OR_LAST,
-    updated_at=_NOW,
-    finished_at=_NOW,
+
+
+class OutcomeStatements(NamedTuple):
+    succeeded: Update
+    finished_with_error: Update
+    unfinished: Update
+
+
+def _outcome_statements(outcome: Update) -> OutcomeStatements:
+    return OutcomeStatements(
+        succeeded=outcome.values(
+            state=JobState.SUCCEEDED,
+            result=bindparam("result", type_=_JOBS.c.result.type),
+            progress=100,
+            updated_at=_NOW,
+            finished_at=_NOW,
+        ),
+        finished_with_error=outcome.values(
+            state=bindparam("state", type_=_JOBS.c.state.type),
+            last_error=_ERROR_OR_LAST,
+            updated_at=_NOW,
+            finished_at=_NOW,
+        ),
+        unfinished=outcome.values(
+            state=bindparam("state", type_=_JOBS.c.state.type),
+            last_error=_ERROR_OR_LAST,
+            updated_at=_NOW,
+        ),
+    )
+
+
+# Guarded on the current state: a duplicate delivery's outcome (at-least-once) never
+# turns a finished job back, e.g. SUCCEEDED into RETRYING or DEAD.
+_OUTCOME = update(_JOBS).where(_JOBS.c.id == _JOB_ID, _UNFINISHED_STATE)
+OUTCOME = _outcome_statements(_OUTCOME)
+# An outcome written late (it waited for the database, actors/tracking.py) is guarded on
+# its attempt too: a later attempt, started meanwhile, writes its own.
+OUTCOME_OF_ATTEMPT = _outcome_statements(
+    _OUTCOME.where(_JOBS.c.attempts == bindparam("attempt", type_=_JOBS.c.attempts.type))
 )
-UNFINISHED = _OUTCOME.values(
-    state=bindparam("state", type_=_JOBS.c.state.type), last_error=_ERROR_OR_LAST, updated_at=_NOW
-)
-JOB_RECORD_STATEMENTS = (START_ATTEMPT, JOB_EXISTS, SUCCEEDED, FINISHED_WITH_ERROR, UNFINISHED)
+JOB_RECORD_STATEMENTS = (START_ATTEMPT, JOB_EXISTS, *OUTCOME, *OUTCOME_OF_ATTEMPT)
 
 
 class RunStatement(Protocol):
@@ -84,19 +114,17 @@ class RunStatement(Protocol):
     ) -> tuple[int, Sequence[Any] | None]: ...
 
 
-def record_running(
-    run: RunStatement, job_id: str, now: datetime
-) -> tuple[AttemptStart, str | None]:
+def record_running(run: RunStatement, job_id: str, now: datetime) -> Attempt:
     """Mark a job RUNNING and count the attempt, unless it already finished.
 
     One UPDATE on the hot path (a worker pays it per message); only a redelivered or
-    unknown message costs a second query to tell which it was. Returns the job's rift id.
+    unknown message costs a second query to tell which it was.
     """
     _, started = run(START_ATTEMPT, {"job_id": job_id, "now": now})
     if started is not None:
-        return AttemptStart.STARTED, started[0]
+        return Attempt(AttemptStart.STARTED, started[0], started[1])
     _, known = run(JOB_EXISTS, {"job_id": job_id})
-    return (AttemptStart.ALREADY_FINISHED if known else AttemptStart.UNKNOWN_JOB), None
+    return Attempt(AttemptStart.ALREADY_FINISHED if known else AttemptStart.UNKNOWN_JOB)
 
 
 def record_outcome(
@@ -107,16 +135,23 @@ def record_outcome(
     *,
     result: dict[str, Any] | None = None,
     error: str | None = None,
+    attempt: int | None = None,
 ) -> bool:
-    """Store the outcome of one attempt in one UPDATE; False when no such job is unfinished."""
+    """Store the outcome of one attempt in one UPDATE; False when no such job is unfinished.
+
+    With `attempt`, only while the record is still at that attempt (a late outcome).
+    """
     params: dict[str, Any] = {"job_id": job_id, "now": now}
+    statements = OUTCOME
+    if attempt is not None:
+        statements, params["attempt"] = OUTCOME_OF_ATTEMPT, attempt
     if error is not None:
         error = error[:ERROR_TEXT_MAX_CHARS]
     if state is JobState.SUCCEEDED:
-        statement, params["result"] = SUCCEEDED, result
+        statement, params["result"] = statements.succeeded, result
     elif state in FINAL_JOB_STATES:
-        statement, params["state"], params["error"] = FINISHED_WITH_ERROR, state, error
+        statement, params["state"], params["error"] = statements.finished_with_error, state, error
     else:
-        statement, params["state"], params["error"] = UNFINISHED, state, error
+        statement, params["state"], params["error"] = statements.unfinished, state, error
     count, _ = run(statement, params)
     return bool(count)

@@ -33,7 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from actors.job_record_writes import (
     JOB_RECORD_STATEMENTS,
-    AttemptStart,
+    Attempt,
     record_outcome,
     record_running,
 )
@@ -93,8 +93,8 @@ class JobRecords:
         # Bumped to retire every held connection: each thread drops its own on next use.
         self._generation = 0
 
-    def start_attempt(self, job_id: str, now: datetime) -> tuple[AttemptStart, str | None]:
-        """Mark the job RUNNING (see `record_running`); how it started, and its rift id."""
+    def start_attempt(self, job_id: str, now: datetime) -> Attempt:
+        """Mark the job RUNNING (see `record_running`): how it started, its rift id, its number."""
         return record_running(self._run, job_id, now)
 
     def record_outcome(
@@ -105,9 +105,10 @@ class JobRecords:
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        attempt: int | None = None,
     ) -> bool:
-        """Store how an attempt ended; False when no such job record exists."""
-        write = partial(record_outcome, job_id=job_id, state=state, now=now)
+        """Store how an attempt ended (see `record_outcome`); False when nothing was written."""
+        write = partial(record_outcome, job_id=job_id, state=state, now=now, attempt=attempt)
         generation = self._generation
         try:
             return write(self._run, result=result, error=error)

@@ -10,14 +10,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from actors.job_record_writes import AttemptStart
+from actors.job_record_writes import Attempt, AttemptStart
 from actors.job_records import JobRecords
-from service.db import SessionFactory, create_db_engine, transaction
-from service.domain.clock import new_id, utcnow
-from service.domain.queues import CLEAN_UP_RIFT
+from service.db import SessionFactory, create_db_engine
+from service.domain.clock import utcnow
 from service.models import Job, JobState
-
-RIFT_ID = "rift-0001"
+from tests.support.databases import RIFT_ID, queued_job
 
 
 @pytest.fixture
@@ -27,24 +25,6 @@ def records(database_url: str) -> Iterator[JobRecords]:
     yield records
     records.close()
     records.engine.dispose()
-
-
-def queued_job(sessions: SessionFactory) -> str:
-    with transaction(sessions) as session:
-        job = Job(
-            id=new_id(),
-            actor_name=CLEAN_UP_RIFT.actor_name,
-            queue_name=CLEAN_UP_RIFT.queue_name,
-            subject_id=new_id(),
-            rift_id=RIFT_ID,
-            state=JobState.QUEUED,
-            attempts=0,
-            progress=0,
-            created_at=utcnow() - timedelta(seconds=5),
-            updated_at=utcnow() - timedelta(seconds=5),
-        )
-        session.add(job)
-    return job.id
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -63,7 +43,7 @@ def test_an_attempt_runs_then_succeeds_with_its_result_stored(
     job_id = queued_job(sessions)
     started_at = utcnow()
 
-    assert records.start_attempt(job_id, started_at) == (AttemptStart.STARTED, RIFT_ID)
+    assert records.start_attempt(job_id, started_at) == Attempt(AttemptStart.STARTED, RIFT_ID, 1)
     running = read(sessions, job_id)
     assert (running.state, running.attempts) == (JobState.RUNNING, 1)
     assert utc(running.started_at) == utc(running.dispatched_at) == started_at
@@ -105,10 +85,33 @@ def test_a_finished_job_is_not_started_again_and_unknown_ids_are_told_apart(
     records.start_attempt(job_id, utcnow())
     records.record_outcome(job_id, JobState.SUCCEEDED, utcnow())
 
-    assert records.start_attempt(job_id, utcnow()) == (AttemptStart.ALREADY_FINISHED, None)
+    assert records.start_attempt(job_id, utcnow()) == Attempt(AttemptStart.ALREADY_FINISHED)
     assert read(sessions, job_id).attempts == 1
-    assert records.start_attempt("no-such-job", utcnow()) == (AttemptStart.UNKNOWN_JOB, None)
+    assert records.start_attempt("no-such-job", utcnow()) == Attempt(AttemptStart.UNKNOWN_JOB)
     assert records.record_outcome("no-such-job", JobState.FAILED, utcnow(), error="e") is False
+
+
+@pytest.mark.parametrize("late", [JobState.SUCCEEDED, JobState.DEAD, JobState.RETRYING])
+def test_a_late_outcome_is_written_only_while_the_record_is_at_its_attempt(
+    records: JobRecords, sessions: SessionFactory, late: JobState
+) -> None:
+    # Given an attempt whose outcome could not be written when it ended
+    job_id = queued_job(sessions)
+    first = records.start_attempt(job_id, utcnow()).number
+    ended_at = utcnow() - timedelta(seconds=3)
+
+    # When a second attempt starts before that outcome arrives (the reconciler resent it)
+    assert records.start_attempt(job_id, utcnow()).number == 2
+
+    # Then the first attempt's outcome changes nothing: the second writes its own
+    assert not records.record_outcome(job_id, late, ended_at, error="late", attempt=first)
+    job = read(sessions, job_id)
+    assert (job.state, job.attempts, job.last_error) == (JobState.RUNNING, 2, None)
+
+    # And an outcome of the attempt the record is at is written, with its own time
+    assert records.record_outcome(job_id, late, ended_at, error="on time", attempt=2)
+    job = read(sessions, job_id)
+    assert (job.state, job.attempts, utc(job.updated_at)) == (late, 2, ended_at)
 
 
 def test_worker_threads_write_concurrently_each_on_its_own_connection(
@@ -210,7 +213,7 @@ def test_one_disconnect_retires_every_threads_connection(
     killed.set()
     assert other_done.wait(10)
     thread.join()
-    assert other_result == [(AttemptStart.STARTED, RIFT_ID)]
+    assert other_result == [Attempt(AttemptStart.STARTED, RIFT_ID, 1)]
 
 
 def test_a_stopping_worker_thread_closes_its_connection(records: JobRecords) -> None:
@@ -219,10 +222,10 @@ def test_a_stopping_worker_thread_closes_its_connection(records: JobRecords) -> 
     records.close_thread_connection()
     assert records._held == set()
     # A later write from the same thread opens a new one.
-    assert records.start_attempt("no-such-job", utcnow()) == (AttemptStart.UNKNOWN_JOB, None)
+    assert records.start_attempt("no-such-job", utcnow()) == Attempt(AttemptStart.UNKNOWN_JOB)
     records.close()
     assert records._held == set()
-    assert records.start_attempt("no-such-job", utcnow()) == (AttemptStart.UNKNOWN_JOB, None)
+    assert records.start_attempt("no-such-job", utcnow()) == Attempt(AttemptStart.UNKNOWN_JOB)
 
 
 def test_a_duplicate_deliverys_outcome_never_turns_a_succeeded_job_back(

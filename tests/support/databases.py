@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from service.models import Base
+from service.db import SessionFactory, transaction
+from service.domain.clock import new_id, utcnow
+from service.domain.queues import CLEAN_UP_RIFT, JobKind
+from service.models import Base, Job, JobState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -65,3 +69,27 @@ NOTES = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 INSERT_NOTE = sa.insert(NOTES).inline()
+
+
+RIFT_ID = "rift-0001"
+
+
+def queued_job(
+    sessions: SessionFactory, job_id: str | None = None, kind: JobKind = CLEAN_UP_RIFT
+) -> str:
+    """A job record as a submission leaves it (QUEUED, no attempt yet); its id."""
+    with transaction(sessions) as session:
+        job = Job(
+            id=job_id or new_id(),
+            actor_name=kind.actor_name,
+            queue_name=kind.queue_name,
+            subject_id=new_id(),
+            rift_id=RIFT_ID,
+            state=JobState.QUEUED,
+            attempts=0,
+            progress=0,
+            created_at=utcnow() - timedelta(seconds=5),
+            updated_at=utcnow() - timedelta(seconds=5),
+        )
+        session.add(job)
+    return job.id

@@ -1,11 +1,12 @@
-"""A TCP proxy in front of PostgreSQL that can break a connection at its COMMIT.
+"""A TCP proxy in front of PostgreSQL that can break a connection at its COMMIT, or all.
 
 What a server stopping, a failover or a broken network does to a client mid-COMMIT, on
 purpose and at the one moment that matters: `arm(...)` makes the next COMMIT the proxy
 sees either reach the server with its answer never coming back (`LOSE_ANSWER`: the
 server commits, the client cannot know) or not reach it at all (`DROP_COMMIT`: the
 server rolls back). Either way the client's connection is cut, and for `refuse_s` after
-that every new connection is refused (the server seems down).
+that every new connection is refused (the server seems down). `go_down(...)` breaks
+every connection at once, wherever it is, and refuses new ones for a while.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ class PostgresProxy:
     def arm(self, cut: Cut, *, refuse_s: float = 0.0) -> None:
         with self._lock:
             self._armed, self._refuse_s = cut, refuse_s
+
+    def go_down(self, refuse_s: float) -> None:
+        """As if the server stopped: every open connection breaks, new ones are refused."""
+        with self._lock:
+            self._refuse_until = time.monotonic() + refuse_s
+            links, self._open = self._open, []
+        _close(*links)
 
     def url(self, database_url: str) -> str:
         """database_url (on the upstream port) with this proxy's port instead."""
