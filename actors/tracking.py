@@ -110,9 +110,11 @@ class JobTracking(Middleware):
         self.records.close()
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        pending = message.options.get(PENDING_OUTCOME_OPTION)
-        if pending is not None:
-            self._write_late(broker, message, PendingOutcome.from_option(pending))
+        if PENDING_OUTCOME_OPTION in message.options:
+            self._write_late(broker, message)
+        # A retried message carries its last delivery's options: only this one's start
+        # may name the attempt its outcome belongs to.
+        message.options.pop(ATTEMPT_OPTION, None)
         try:
             attempt = self.records.start_attempt(message.message_id, self.clock())
         except Exception as exc:
@@ -182,6 +184,10 @@ class JobTracking(Middleware):
         exception: BaseException | None = None,
     ) -> None:
         clear_job_context()
+        if PENDING_OUTCOME_OPTION in message.options:
+            # A copy that only carried an outcome (handled, and skipped, before it ran):
+            # whatever ended it is not the job's outcome.
+            return
         if exception is None:
             state = JobState.SUCCEEDED
         elif not message.failed:
@@ -202,7 +208,7 @@ class JobTracking(Middleware):
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         # AgeLimit fails a message before skipping it; our own skip (finished job) does not.
-        if message.failed:
+        if message.failed and PENDING_OUTCOME_OPTION not in message.options:
             self._record(
                 broker,
                 message,
@@ -270,6 +276,15 @@ class JobTracking(Middleware):
         job ran, only its record is behind. The copy only writes the outcome, guarded on
         the attempt, then is skipped; it waits as a job waits for the database.
         """
+        if outcome.attempt is None:
+            # No attempt of this delivery started (an expired message, or a RUNNING write
+            # that failed): written late, unguarded, it could end an attempt started since.
+            log.warning(
+                "database unavailable: the outcome of a delivery that never started is "
+                "dropped; the reconciler sends the job again if it is lost",
+                extra={"job_id": message.message_id, "state": outcome.state.value},
+            )
+            return
         delay = _database_wait_ms(broker, message, outcome.waits)
         copy = message.copy(
             options={PENDING_OUTCOME_OPTION: replace(outcome, waits=outcome.waits + 1).to_option()},
@@ -296,10 +311,9 @@ class JobTracking(Middleware):
             "database unavailable: the job's outcome waits for it", extra=details
         )
 
-    def _write_late(
-        self, broker: dramatiq.Broker, message: Any, outcome: PendingOutcome
-    ) -> NoReturn:
+    def _write_late(self, broker: dramatiq.Broker, message: Any) -> NoReturn:
         try:
+            outcome = PendingOutcome.from_option(message.options[PENDING_OUTCOME_OPTION])
             self._write_outcome(broker, message, outcome, None, late=True)
         except Exception as exc:
             # Raised from a before-hook, Dramatiq would log it and run the job again.

@@ -18,7 +18,7 @@ import dramatiq
 import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import Middleware, Retries
+from dramatiq.middleware import AgeLimit, Middleware, Retries
 from sqlalchemy.pool import NullPool
 
 from actors.job_records import JobRecords
@@ -79,6 +79,9 @@ class System:
         self.broker = (RefusingCopiesBroker if broker_refuses_copies else RedisBroker)(
             client=redis_conn,
             middleware=[
+                # First, as in actors/transport.py: it skips an expired message before
+                # JobTracking starts it.
+                AgeLimit(),
                 self.late,
                 JobTracking(
                     records,
@@ -110,8 +113,8 @@ class System:
         self.actor = verify_proof
         self.worker = dramatiq.Worker(self.broker, worker_timeout=10)
 
-    def send(self, sessions: SessionFactory, *, fails: bool) -> str:
-        message = self.actor.message(fails)
+    def send(self, sessions: SessionFactory, *, fails: bool, **options: Any) -> str:
+        message = self.actor.message_with_options(args=(fails,), **options)
         queued_job(sessions, message.message_id, VERIFY_PROOF)
         self.broker.enqueue(message)
         return message.message_id
@@ -224,3 +227,42 @@ def test_an_outcome_neither_the_database_nor_the_broker_takes_is_logged_and_the_
 def _job(sessions: SessionFactory, job_id: str) -> Job:
     with sessions() as session:
         return session.get_one(Job, job_id)
+
+
+def test_a_delivery_that_never_started_keeps_no_outcome_to_write_late(
+    system: System, proxy: PostgresProxy, sessions: SessionFactory, caplog: pytest.LogCaptureFixture
+):
+    # Given a message that expires before a worker takes it, while the database is down
+    proxy.go_down(DOWN_S)
+    job_id = system.send(sessions, fails=False, max_age=1)
+
+    # When the database is back (and then some)
+    time.sleep(DOWN_S * 2)
+
+    # Then no outcome waits for it: written late, unguarded (no attempt of it started), it
+    # could end an attempt the reconciler's resend started meanwhile
+    assert system.late.waits == []
+    (dropped,) = [r for r in caplog.records if "delivery that never started" in r.message]
+    assert dropped.__dict__["job_id"] == job_id
+    # And the job never ran; its record waits for the reconciler, as before the outage
+    assert system.ended == []
+    assert _job(sessions, job_id).state is JobState.QUEUED
+
+
+def test_a_copy_whose_outcome_cannot_be_read_is_logged_and_never_runs_the_job(
+    system: System, sessions: SessionFactory, caplog: pytest.LogCaptureFixture
+):
+    # Given a copy whose outcome this worker cannot read (another version wrote it)
+    job_id = system.send(sessions, fails=False, **{PENDING_OUTCOME_OPTION: {"state": "??"}})
+
+    # When a worker takes it
+    deadline = time.monotonic() + SETTLED_WITHIN_S
+    while not any("late outcome" in r.message for r in caplog.records):
+        assert time.monotonic() < deadline, "the copy was never handled"
+        time.sleep(0.05)
+
+    # Then the error names the job, the job did not run, and its record is as it was
+    (failed,) = [r for r in caplog.records if "could not write the job's late outcome" in r.message]
+    assert failed.levelname == "ERROR" and failed.__dict__["job_id"] == job_id
+    assert system.ended == []
+    assert _job(sessions, job_id).state is JobState.QUEUED
