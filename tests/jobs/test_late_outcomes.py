@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 from actors.job_records import JobRecords
 from actors.tracking import PENDING_OUTCOME_OPTION, JobTracking
 from service.db import SessionFactory, create_db_engine, create_session_factory
-from service.domain.clock import utcnow
+from service.domain.clock import as_utc, utcnow
 from service.domain.jobs import PermanentJobError
 from service.domain.queues import VERIFY_PROOF
 from service.models import FINAL_JOB_STATES, Job, JobState
@@ -146,18 +146,18 @@ def system_refusing_copies(
         yield system
 
 
+def job_record(sessions: SessionFactory, job_id: str) -> Job:
+    with sessions() as session:
+        return session.get_one(Job, job_id)
+
+
 def settled(sessions: SessionFactory, job_id: str) -> Job:
     deadline = time.monotonic() + SETTLED_WITHIN_S
     while True:
-        with sessions() as session:
-            job = session.get_one(Job, job_id)
+        job = job_record(sessions, job_id)
         if job.state in FINAL_JOB_STATES or time.monotonic() > deadline:
             return job
         time.sleep(0.05)
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 def test_a_job_that_succeeds_while_the_database_is_down_is_recorded_once_it_is_back(
@@ -172,9 +172,9 @@ def test_a_job_that_succeeds_while_the_database_is_down_is_recorded_once_it_is_b
     # Then its record says what happened, at the moment it happened, on its one attempt
     assert (job.state, job.attempts, job.result) == (JobState.SUCCEEDED, 1, {"passed": True})
     (ended,) = system.ended
-    finished_at = utc(job.finished_at)
     # (when it ended, not when the database came back, DOWN_S after it went down)
-    assert finished_at is not None
+    assert job.finished_at is not None
+    finished_at = as_utc(job.finished_at)
     assert ended <= finished_at < ended + timedelta(seconds=DOWN_S / 2), (ended, finished_at)
     # And the outcome waited for it in the broker, trying more than once meanwhile
     assert len(system.late.waits) > 2, system.late.waits
@@ -214,7 +214,7 @@ def test_an_outcome_neither_the_database_nor_the_broker_takes_is_logged_and_the_
     time.sleep(DOWN_S * 2)
 
     # Then the record stays as the job's start left it, for the reconciler to find
-    job = _job(sessions, job_id)
+    job = job_record(sessions, job_id)
     assert (job.state, job.attempts) == (JobState.RUNNING, 1)
     # And an operator is told, by an error naming the job
     (refused,) = [r for r in caplog.records if "could not keep the job's outcome" in r.message]
@@ -222,11 +222,6 @@ def test_an_outcome_neither_the_database_nor_the_broker_takes_is_logged_and_the_
     # And the job ran once: its outcome lost is not a reason to do its work again
     assert len(system.ended) == 1
     assert system.late.waits == []
-
-
-def _job(sessions: SessionFactory, job_id: str) -> Job:
-    with sessions() as session:
-        return session.get_one(Job, job_id)
 
 
 def test_a_delivery_that_never_started_keeps_no_outcome_to_write_late(
@@ -246,7 +241,7 @@ def test_a_delivery_that_never_started_keeps_no_outcome_to_write_late(
     assert dropped.__dict__["job_id"] == job_id
     # And the job never ran; its record waits for the reconciler, as before the outage
     assert system.ended == []
-    assert _job(sessions, job_id).state is JobState.QUEUED
+    assert job_record(sessions, job_id).state is JobState.QUEUED
 
 
 def test_a_copy_whose_outcome_cannot_be_read_is_logged_and_never_runs_the_job(
@@ -265,4 +260,4 @@ def test_a_copy_whose_outcome_cannot_be_read_is_logged_and_never_runs_the_job(
     (failed,) = [r for r in caplog.records if "could not write the job's late outcome" in r.message]
     assert failed.levelname == "ERROR" and failed.__dict__["job_id"] == job_id
     assert system.ended == []
-    assert _job(sessions, job_id).state is JobState.QUEUED
+    assert job_record(sessions, job_id).state is JobState.QUEUED
