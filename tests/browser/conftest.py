@@ -174,3 +174,40 @@ def screenshot(page: Page, artefacts: Path, name: str) -> Path:
     path = artefacts / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# How long a native form submission gets to start navigating (it is queued at once).
+NATIVE_SUBMIT_WINDOW_MS = 500
+
+
+def without_script(page: Page, script: str) -> None:
+    """Load the page's own script never, as a slow or failed download leaves it."""
+    page.route(f"**/static/{script}", lambda route: route.abort())
+
+
+def assert_inert_without_its_script(page: Page) -> None:
+    """Before its script is bound, nothing on the page submits or pretends to act.
+
+    A form without an action of its own is the script's: submitted natively it would
+    reload the page with what was typed in the address (a tracking number, a reason) and
+    the user would see nothing happen. So every visible button not in a native form
+    (one with an action) is disabled, and Enter in any field of a script's form goes
+    nowhere.
+    """
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    live = [
+        button
+        for button in page.locator("button:visible").all()
+        if not button.evaluate("b => Boolean(b.closest('form[action]'))")
+    ]
+    assert live, "no control on the page to check"
+    for button in live:
+        expect(button).to_be_disabled()
+    fields = page.locator("form:not([action]) input[type=text], form:not([action]) textarea")
+    assert fields.count(), "no field of a script's form to check"
+    for field in fields.all():
+        field.fill("typed before the script")
+        field.press("Enter")
+    page.wait_for_timeout(NATIVE_SUBMIT_WINDOW_MS)
+    assert navigations == [], f"a form submitted natively: {navigations}"

@@ -14,7 +14,15 @@ from playwright.sync_api import expect
 
 from service.domain.users import Role
 from service.settings import Settings
-from tests.browser.conftest import FLOW_BUDGET_S, PHONE, OpenPage, link, screenshot
+from tests.browser.conftest import (
+    FLOW_BUDGET_S,
+    PHONE,
+    OpenPage,
+    assert_inert_without_its_script,
+    link,
+    screenshot,
+    without_script,
+)
 from tests.browser.web_flows import call, funded_rift, submit_over_http, unique_note
 from tests.conftest import WorkerFactory
 from tests.support.flows import OPERATOR, SELLER
@@ -73,6 +81,16 @@ def test_an_operator_retries_dead_jobs_and_sees_them_succeed(
     first, second = dead_scans(web_url, web_settings, rift["id"])
     broken_scanner.stop()
     start_worker(["scan"], settings_override=web_settings)
+
+    # (Before the console's script arrives, its buttons and forms do nothing: no decision
+    # or retry sent, nothing typed put in the address.)
+    unscripted = open_page()
+    without_script(unscripted, "ops.js")
+    unscripted.goto(link(web_url, "/ops", OPERATOR, web_settings, Role.ADMIN))
+    expect(unscripted.get_by_role("heading", level=1)).to_have_text("Operator console")
+    assert_inert_without_its_script(unscripted)
+    assert "?" not in unscripted.url, unscripted.url
+    unscripted.context.close()
 
     # When the operator opens the console from their link
     page = open_page()

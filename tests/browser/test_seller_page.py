@@ -1,6 +1,6 @@
 """A seller, a buyer and a stranger on the proof page, in Chromium, with real workers.
 
-Budget: five flows, each expectation bounded by UI_TIMEOUT_MS and each flow by
+Budget: six flows, each expectation bounded by UI_TIMEOUT_MS and each flow by
 FLOW_BUDGET_S; together about 50 s on two shared CPUs (measured 47 s of calls).
 """
 
@@ -15,7 +15,15 @@ from sqlalchemy import func, select
 from service.db import SessionFactory
 from service.models import Proof
 from service.settings import Settings
-from tests.browser.conftest import FLOW_BUDGET_S, PHONE, OpenPage, link, screenshot
+from tests.browser.conftest import (
+    FLOW_BUDGET_S,
+    PHONE,
+    OpenPage,
+    assert_inert_without_its_script,
+    link,
+    screenshot,
+    without_script,
+)
 from tests.browser.web_flows import (
     TRACKING,
     funded_rift,
@@ -83,6 +91,32 @@ def test_a_seller_submits_clean_proof_and_sees_it_approved_without_reloading(
     with page.expect_download() as download:
         page.get_by_role("link", name="Download delivery-note.txt").click()
     assert Path(download.value.path()).read_bytes() == note.read_bytes()
+
+
+def test_before_its_script_runs_the_proof_form_sends_nothing_and_puts_nothing_in_the_address(
+    web_url: str,
+    web_settings: Settings,
+    sessions: SessionFactory,
+    open_page: OpenPage,
+) -> None:
+    rift = funded_rift(web_url, web_settings)
+    page = open_page(PHONE)
+
+    # Given a seller signed in whose page script has not arrived (slow, or failed)
+    without_script(page, "rift.js")
+    page.goto(link(web_url, f"/rifts/{rift['id']}", SELLER, web_settings))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Logo design")
+
+    # When they type a tracking number and press Enter, or reach for the button
+    # Then nothing is sent, the page stays, and the address holds nothing they typed
+    assert_inert_without_its_script(page)
+    assert "?" not in page.url, page.url
+    assert proofs_of(sessions, rift["id"]) == 0
+
+    # And once the script arrives, the form is theirs to use
+    page.unroute("**/static/rift.js")
+    page.reload()
+    expect(page.get_by_role("button", name="Submit proof")).to_be_enabled()
 
 
 def test_a_seller_sees_an_infected_file_flagged_with_the_reason(

@@ -35,9 +35,6 @@
     if (note) {
       note.hidden = false;
     }
-    document.querySelectorAll(".retry-job, #retry-all, .decision-form button").forEach(function (b) {
-      b.disabled = true;
-    });
   }
 
   // Review decisions.
@@ -154,5 +151,8 @@
         retryAll.focus();
       });
     });
+  }
+  if (canAct) {
+    window.Rift.enableScripted();
   }
 })();

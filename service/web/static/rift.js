@@ -117,7 +117,6 @@
   var inFlight = false;
 
   if (!window.Rift.token()) {
-    button.disabled = true;
     document.getElementById("readonly-note").hidden = false;
   }
 
@@ -267,4 +266,7 @@
     });
     request.send(data);
   });
+  if (window.Rift.token()) {
+    window.Rift.enableScripted();
+  }
 })();

@@ -92,5 +92,15 @@
     storage().removeItem(TRIED_KEY);
   }
 
-  window.Rift = {token: token, authHeaders: authHeaders};
+  // The controls a page's script drives are rendered disabled (data-scripted): clicked
+  // before that script is bound, a form would submit natively (a GET with the proof in
+  // the address) and the seller would see nothing happen. The script enables them once
+  // its handlers are in place, and only for a signed-in tab.
+  function enableScripted() {
+    document.querySelectorAll("[data-scripted]").forEach(function (control) {
+      control.disabled = false;
+    });
+  }
+
+  window.Rift = {token: token, authHeaders: authHeaders, enableScripted: enableScripted};
 })();
